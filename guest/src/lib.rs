@@ -1,0 +1,64 @@
+//! The LlamaStack config engine: a `LlamaStackDistribution` spec in, a config.yaml that the
+//! real llama-stack server accepts out, plus the secret env vars the Deployment needs.
+//!
+//! Pure: no files, network, environment, clock or randomness. Everything arrives in the call,
+//! so the same code runs natively, as a WASI component in the operator and in a browser.
+
+pub mod catalog;
+pub mod error;
+mod expand;
+mod render;
+pub mod request;
+pub mod resource;
+pub mod spec;
+mod yaml;
+
+pub use error::{FieldError, Reason};
+pub use request::{
+    BaseConfigInput, BaseSource, ConfigSource, DerivedSecret, ExternalProviderMetadata,
+    GenerateRequest, Generated, ResolvedDistribution, SecretEnv,
+};
+
+use serde::Serialize;
+
+/// Generates config.yaml for one spec; on failure, every field error found.
+pub fn generate(req: &GenerateRequest) -> Result<Generated, Vec<FieldError>> {
+    expand::generate(req)
+}
+
+/// Checks a spec without secrets or cluster lookups (what admission can run). A direct image
+/// with no base config is not an error here: its labels are only read at reconcile time.
+pub fn validate(req: &GenerateRequest) -> Vec<FieldError> {
+    match generate(req) {
+        Ok(_) => Vec::new(),
+        Err(errors) => errors
+            .into_iter()
+            .filter(|e| e.reason != Reason::BaseConfigRequired)
+            .collect(),
+    }
+}
+
+/// What this engine serves.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EngineInfo {
+    pub name: &'static str,
+    pub version: &'static str,
+    pub distributions: Vec<catalog::DistributionEntry>,
+}
+
+pub fn info() -> EngineInfo {
+    EngineInfo {
+        name: "llama-stack-config",
+        version: env!("CARGO_PKG_VERSION"),
+        distributions: catalog::distributions()
+            .iter()
+            .map(|d| d.entry.clone())
+            .collect(),
+    }
+}
+
+/// sha256 hex, as used for content hashes.
+pub fn content_hash(bytes: &[u8]) -> String {
+    render::sha256_hex(bytes)
+}

@@ -1,0 +1,43 @@
+//! Command line: each subcommand is a thin shell over the engine.
+
+mod distributions;
+mod generate;
+mod input;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use std::process::ExitCode;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "llama-stack-operator",
+    version,
+    about = "Kubernetes operator for LlamaStack"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Yaml,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Generate the config.yaml for a LlamaStackDistribution, offline.
+    Generate(generate::Args),
+    /// List the distributions compiled into the operator.
+    Distributions {
+        #[arg(short = 'o', long = "output", value_enum, default_value = "yaml")]
+        output: Format,
+    },
+}
+
+pub fn run(cli: Cli) -> ExitCode {
+    match cli.command {
+        Command::Generate(args) => generate::run(&args),
+        Command::Distributions { output } => distributions::run(output),
+    }
+}

@@ -1,0 +1,3 @@
+//! The llama-stack operator: CLI today; controller, webhooks and plugin host in later modules.
+
+pub mod cli;
