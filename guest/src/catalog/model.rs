@@ -28,6 +28,10 @@ pub struct Catalog {
     #[serde(default)]
     pub config_version: u32,
     pub apis: Vec<String>,
+    /// Routing table -> the providable API behind it (`tool_groups` -> `tool_runtime`): API
+    /// dependencies may name either.
+    #[serde(default)]
+    pub routing_tables: BTreeMap<String, String>,
     /// api (config spelling) -> provider type -> facts.
     pub providers: BTreeMap<String, BTreeMap<String, ProviderInfo>>,
 }

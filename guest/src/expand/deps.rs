@@ -30,6 +30,7 @@ pub fn check(cx: &mut Context<'_>) {
                 continue;
             };
             for dep in &info.api_dependencies {
+                let dep = cat.routing_tables.get(dep).unwrap_or(dep);
                 if cat.has_api(dep) && provider_ids(&cx.doc, dep).is_empty() {
                     problems.push((api.to_string(), id.clone(), ptype.to_string(), dep.clone()));
                 }
