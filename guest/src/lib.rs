@@ -70,13 +70,25 @@ mod tests {
 
     #[test]
     fn validate_tolerates_a_direct_image_but_reports_real_errors() {
-        let image = GenerateRequest { spec: json!({"distribution": {"image": "quay.io/x/y:1"}}), ..Default::default() };
+        let image = GenerateRequest {
+            spec: json!({"distribution": {"image": "quay.io/x/y:1"}}),
+            ..Default::default()
+        };
         assert!(matches!(generate(&image), Err(e) if e[0].reason == Reason::BaseConfigRequired));
-        assert!(validate(&image).is_empty(), "labels are read at reconcile time, not admission");
-        let bad = GenerateRequest { spec: json!({"distribution": {"name": "nope"}}), ..Default::default() };
+        assert!(
+            validate(&image).is_empty(),
+            "labels are read at reconcile time, not admission"
+        );
+        let bad = GenerateRequest {
+            spec: json!({"distribution": {"name": "nope"}}),
+            ..Default::default()
+        };
         let errors = validate(&bad);
         assert_eq!(errors.len(), 1);
-        assert_eq!(errors[0].to_string(), format!("spec.distribution.name: {}", errors[0].message));
+        assert_eq!(
+            errors[0].to_string(),
+            format!("spec.distribution.name: {}", errors[0].message)
+        );
         assert_eq!(errors[0].reason.to_string(), "UnknownDistribution");
     }
 
@@ -85,6 +97,9 @@ mod tests {
         let i = info();
         assert_eq!(i.name, "llama-stack-config");
         assert_eq!(i.distributions.len(), catalog::distributions().len());
-        assert_eq!(content_hash(b""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+        assert_eq!(
+            content_hash(b""),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
     }
 }

@@ -87,14 +87,14 @@ pub fn provider_id_of(entry: &Value) -> Option<IdForm> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IdForm {
     Literal(String),
-    /// Enabled only when the named env var is set.
-    Conditional(String),
+    /// Enabled only when the env var (second field) is set.
+    Conditional(String, String),
 }
 
 impl IdForm {
     pub fn id(&self) -> &str {
         match self {
-            IdForm::Literal(s) | IdForm::Conditional(s) => s,
+            IdForm::Literal(s) | IdForm::Conditional(s, _) => s,
         }
     }
 }
@@ -106,8 +106,8 @@ pub fn id_form(raw: &str) -> Option<IdForm> {
     }
     if let Some(rest) = raw.strip_prefix("${env.") {
         let body = rest.strip_suffix('}')?;
-        let (_, alt) = body.split_once(":+")?;
-        return (!alt.is_empty()).then(|| IdForm::Conditional(alt.to_string()));
+        let (var, alt) = body.split_once(":+")?;
+        return (!alt.is_empty()).then(|| IdForm::Conditional(alt.to_string(), var.to_string()));
     }
     if raw.contains("${") {
         return None;
@@ -146,7 +146,7 @@ mod tests {
         assert_eq!(id_form("vllm"), Some(IdForm::Literal("vllm".into())));
         assert_eq!(
             id_form("${env.VLLM_URL:+vllm}"),
-            Some(IdForm::Conditional("vllm".into()))
+            Some(IdForm::Conditional("vllm".into(), "VLLM_URL".into()))
         );
         assert_eq!(id_form("${env.X:=y}"), None);
         assert_eq!(id_form("__disabled__"), None);

@@ -18,6 +18,24 @@ pub struct Distribution {
     pub entry: DistributionEntry,
     pub base_config: &'static str,
     pub catalog: &'static Catalog,
+    parsed: OnceLock<Option<serde_yaml::Mapping>>,
+    hash: OnceLock<String>,
+}
+
+impl Distribution {
+    /// The base config parsed once (None if it is not a YAML mapping; the unit tests rule
+    /// that out for every embedded distribution).
+    pub fn base_doc(&self) -> Option<&serde_yaml::Mapping> {
+        self.parsed
+            .get_or_init(|| serde_yaml::from_str(self.base_config).ok())
+            .as_ref()
+    }
+
+    /// sha256 hex of the base config text.
+    pub fn base_hash(&self) -> &str {
+        self.hash
+            .get_or_init(|| crate::render::sha256_hex(self.base_config.as_bytes()))
+    }
 }
 
 struct Registry {
@@ -51,6 +69,8 @@ fn registry() -> &'static Registry {
                     entry,
                     base_config,
                     catalog,
+                    parsed: OnceLock::new(),
+                    hash: OnceLock::new(),
                 })
             })
             .collect();

@@ -5,6 +5,7 @@ use crate::error::{Diagnostics, Reason};
 use crate::request::{BaseSource, ConfigSource, GenerateRequest, ResolvedDistribution};
 use crate::spec::Spec;
 use serde_yaml::{Mapping, Value};
+use std::borrow::Cow;
 
 /// FR-027c, byte for byte.
 pub const BASE_CONFIG_REQUIRED: &str = "Direct image references require either overrideConfig.configMapName or OCI \
@@ -14,6 +15,8 @@ config labels on the image. See docs/configuration.md for details.";
 /// came from.
 pub struct Base {
     pub doc: Mapping,
+    /// The base config as written, emitted unchanged when the CR changes nothing.
+    pub text: Cow<'static, str>,
     pub catalog: Option<&'static Catalog>,
     /// The field errors about the base config point at.
     pub path: &'static str,
@@ -52,7 +55,7 @@ pub fn resolve(spec: &Spec, req: &GenerateRequest, d: &mut Diagnostics) -> Optio
             );
         return None;
     }
-    let (text, source, path): (&str, ConfigSource, &'static str) = match (handed, dist) {
+    let (text, doc, hash, source, path) = match (handed, dist) {
         (Some(b), _) => {
             let source = match b.source {
                 BaseSource::OverrideConfig => ConfigSource::OverrideConfig,
@@ -63,37 +66,30 @@ pub fn resolve(spec: &Spec, req: &GenerateRequest, d: &mut Diagnostics) -> Optio
                 BaseSource::OciLabel if dist.is_some() => "spec.distribution.name",
                 BaseSource::OciLabel => "spec.distribution.image",
             };
-            (b.yaml.as_str(), source, path)
+            let doc = parse(&b.yaml, path, d)?;
+            let hash = crate::render::sha256_hex(b.yaml.as_bytes());
+            (Cow::Owned(b.yaml.clone()), doc, hash, source, path)
         }
-        (None, Some(dist)) => (
-            dist.base_config,
-            ConfigSource::Embedded,
-            "spec.distribution.name",
-        ),
+        (None, Some(dist)) => {
+            let path = "spec.distribution.name";
+            // Parsed once per process; each call works on its own copy.
+            let doc = match dist.base_doc() {
+                Some(doc) => doc.clone(),
+                None => parse(dist.base_config, path, d)?,
+            };
+            (
+                Cow::Borrowed(dist.base_config),
+                doc,
+                dist.base_hash().to_string(),
+                ConfigSource::Embedded,
+                path,
+            )
+        }
         (None, None) => {
             d.error(
                 "spec.distribution.image",
                 Reason::BaseConfigRequired,
                 BASE_CONFIG_REQUIRED,
-            );
-            return None;
-        }
-    };
-    let doc = match serde_yaml::from_str::<Value>(text) {
-        Ok(Value::Mapping(m)) if m.contains_key("providers") => m,
-        Ok(_) => {
-            d.error(
-                path,
-                Reason::InvalidBaseConfig,
-                "the base config.yaml is not a llama-stack run config: it needs a top-level mapping with `providers`",
-            );
-            return None;
-        }
-        Err(e) => {
-            d.error(
-                path,
-                Reason::InvalidBaseConfig,
-                format!("the base config.yaml is not valid YAML: {e}"),
             );
             return None;
         }
@@ -107,12 +103,36 @@ pub fn resolve(spec: &Spec, req: &GenerateRequest, d: &mut Diagnostics) -> Optio
             .or_else(|| dist.map(|x| x.entry.image.clone())),
         llama_stack_version: dist.map(|x| x.entry.llama_stack_version.clone()),
         config_source: source,
-        base_config_hash: crate::render::sha256_hex(text.as_bytes()),
+        base_config_hash: hash,
     };
     Some(Base {
         doc,
+        text,
         catalog: dist.map(|x| x.catalog),
         path,
         resolved,
     })
+}
+
+/// A run config: a YAML mapping with `providers`.
+pub fn parse(text: &str, path: &str, d: &mut Diagnostics) -> Option<Mapping> {
+    match serde_yaml::from_str::<Value>(text) {
+        Ok(Value::Mapping(m)) if m.contains_key("providers") => Some(m),
+        Ok(_) => {
+            d.error(
+                path,
+                Reason::InvalidBaseConfig,
+                "the base config.yaml is not a llama-stack run config: it needs a top-level mapping with `providers`",
+            );
+            None
+        }
+        Err(e) => {
+            d.error(
+                path,
+                Reason::InvalidBaseConfig,
+                format!("the base config.yaml is not valid YAML: {e}"),
+            );
+            None
+        }
+    }
 }

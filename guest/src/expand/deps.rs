@@ -1,19 +1,25 @@
 //! D1: API dependencies the server enforces at start-up ("required dependency ... is not
-//! available"), checked on the final config.
+//! available"), checked on the final config. A gap the distribution's own base config
+//! already has is the distribution's defect: a warning, so a name-only CR still generates.
+//! A gap the CR causes is an error at the field that caused it.
 
 use super::Context;
 use super::refs::provider_ids;
+use crate::catalog::Catalog;
 use crate::error::Reason;
-use crate::spec::{Api, Spec};
+use crate::spec::{Api, ProviderApi, Spec};
 use crate::yaml::{self, IdForm};
-use serde_yaml::Value;
+use serde_yaml::{Mapping, Value};
 
-pub fn check(cx: &mut Context<'_>) {
-    let Some(cat) = cx.catalog else { return };
-    let Some(Value::Mapping(providers)) = cx.doc.get("providers") else {
-        return;
+/// (api, provider id, provider type, missing api)
+type Gap = (String, String, String, String);
+
+/// Every unconditional provider whose required API has no provider in `doc`.
+pub fn gaps(doc: &Mapping, cat: &Catalog) -> Vec<Gap> {
+    let mut out = Vec::new();
+    let Some(Value::Mapping(providers)) = doc.get("providers") else {
+        return out;
     };
-    let mut problems = Vec::new();
     for (api, entries) in providers {
         let (Some(api), Some(entries)) = (api.as_str(), entries.as_sequence()) else {
             continue;
@@ -31,46 +37,73 @@ pub fn check(cx: &mut Context<'_>) {
             };
             for dep in &info.api_dependencies {
                 let dep = cat.routing_tables.get(dep).unwrap_or(dep);
-                if cat.has_api(dep) && provider_ids(&cx.doc, dep).is_empty() {
-                    problems.push((api.to_string(), id.clone(), ptype.to_string(), dep.clone()));
+                if cat.has_api(dep) && provider_ids(doc, dep).is_empty() {
+                    out.push((api.to_string(), id.clone(), ptype.to_string(), dep.clone()));
                 }
             }
         }
     }
-    for (api, id, ptype, dep) in problems {
-        let dep_field = field_of(&dep);
-        let api_field = field_of(&api);
+    out
+}
+
+/// `base_gaps`: what [`gaps`] found on the unmodified base config.
+pub fn check(cx: &mut Context<'_>, base_gaps: &[Gap]) {
+    let Some(cat) = cx.catalog else { return };
+    for gap in gaps(&cx.doc, cat) {
+        let (api, id, ptype, dep) = &gap;
+        let dep_field = field_of(dep);
+        let api_field = field_of(api);
+        let what = format!(
+            "{api} provider \"{id}\" ({ptype}) needs {} {dep} provider and the config has none",
+            article(dep)
+        );
+        if base_gaps.contains(&gap) {
+            cx.d.warn(format!(
+                "the distribution's base config is incomplete: {what}; the server will refuse to start unless you \
+                 add spec.disabled: [{api_field}] or supply a complete config with overrideConfig"
+            ));
+            continue;
+        }
         let user = cx
             .spec
             .providers
             .iter()
             .filter(|l| l.api.config_name() == api)
             .flat_map(|l| l.items.iter())
-            .find(|p| Spec::effective_id(p) == id);
+            .find(|p| Spec::effective_id(p) == *id);
         let disabled = cx.spec.disabled.iter().find(|n| n.name == dep_field);
+        let can_add = ProviderApi::from_field(&dep_field).is_some();
+        let add = if can_add {
+            format!("add a provider under spec.providers.{dep_field}")
+        } else {
+            format!(
+                "supply a complete config with overrideConfig (spec.providers has no {dep_field} field)"
+            )
+        };
         let (path, fix) = match (user, disabled) {
             (Some(p), Some(n)) => (
                 format!("{}.provider", p.path),
                 format!("remove '{dep_field}' from spec.disabled ({})", n.path),
             ),
-            (Some(p), None) => (
-                format!("{}.provider", p.path),
-                format!("add a provider under spec.providers.{dep_field}"),
-            ),
+            (Some(p), None) => (format!("{}.provider", p.path), add),
             (None, Some(n)) => (
                 n.path.clone(),
                 format!("keep {dep_field}, or also disable {api_field}"),
             ),
             (None, None) => (
-                "spec.providers".to_string(),
-                format!("add a provider under spec.providers.{dep_field}"),
+                "spec.disabled".to_string(),
+                format!("add {api_field} to spec.disabled, or {add}"),
             ),
         };
-        cx.d.error(
-            path,
-            Reason::Conflict,
-            format!("{api} provider \"{id}\" ({ptype}) needs a {dep} provider and the config has none: {fix}"),
-        );
+        cx.d.error(path, Reason::Conflict, format!("{what}: {fix}"));
+    }
+}
+
+fn article(word: &str) -> &'static str {
+    if word.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
     }
 }
 

@@ -5,6 +5,7 @@ use super::Context;
 use super::providers::ensure_api_listed;
 use crate::error::{Reason, list};
 use crate::request::ExternalProviderMetadata;
+use crate::spec::Api;
 use crate::yaml::{self, key};
 use serde_yaml::{Mapping, Value};
 
@@ -61,11 +62,15 @@ pub fn apply(cx: &mut Context<'_>, metadata: &[ExternalProviderMetadata]) {
                 Reason::ExternalProviderApiMismatch,
                 format!(
                     "Provider '{}' (image: {}) declares api={} in lls-provider-spec.yaml but is placed under \
-                     externalProviders.{}. Move the provider to the externalProviders section of that API.",
+                     externalProviders.{}. Move the provider to externalProviders.{}.",
                     e.provider_id,
                     e.image,
                     meta.api,
-                    e.api.field()
+                    e.api.field(),
+                    Api::fields()
+                        .into_iter()
+                        .find(|f| Api::from_field(f).map(Api::config_name) == Some(meta.api.as_str()))
+                        .unwrap_or(meta.api.as_str())
                 ),
             );
             continue;

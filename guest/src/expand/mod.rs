@@ -126,13 +126,25 @@ pub fn generate(req: &GenerateRequest) -> Result<Generated, Vec<FieldError>> {
     refs::clean(&mut cx);
     resources::apply(&mut cx);
     server::apply(&mut cx);
-    deps::check(&mut cx);
+    // Dependency gaps are consequences: report them only on an otherwise valid config.
+    if !cx.d.has_errors() {
+        let base_gaps = base
+            .catalog
+            .map(|c| deps::gaps(&base.doc, c))
+            .unwrap_or_default();
+        deps::check(&mut cx, &base_gaps);
+    }
     secrets::check_collisions(&mut cx);
     if cx.d.has_errors() {
         return Err(finish_errors(cx.d));
     }
     let (provider_count, resource_count) = counts::count(&cx);
-    let config_yaml = render::to_yaml(&cx.doc);
+    // A CR that changes nothing gets the distribution's config byte for byte (US1).
+    let config_yaml = if cx.doc == base.doc {
+        base.text.to_string()
+    } else {
+        render::to_yaml(&cx.doc)
+    };
     let content_hash = render::sha256_hex(config_yaml.as_bytes());
     let mut env = cx.env;
     env.sort();

@@ -159,15 +159,6 @@ fn expand_one(
         }
     }
     let id = Spec::effective_id(p);
-    let api_key_field = match info {
-        Some(i) => i.api_key_field.clone(),
-        None => Some("api_key".to_string()),
-    };
-    let endpoint_field = match info {
-        Some(i) => i.endpoint_field.clone(),
-        None => Some("url".to_string()),
-    };
-
     // D6: a base provider of the same type lends its non-secret config as the starting point.
     let mut config = base
         .iter()
@@ -176,6 +167,37 @@ fn expand_one(
         .and_then(Value::as_mapping)
         .cloned()
         .unwrap_or_default();
+    let (endpoint_field, api_key_field) = match info {
+        Some(i) => (i.endpoint_field.clone(), i.api_key_field.clone()),
+        // No catalog (a direct image or an overrideConfig base): the base entry of the same
+        // type shows the names its release reads; the contract's url/api_key are the guess.
+        None => {
+            let mut pick = |names: [&str; 2], guess: &str, what: &str, set: bool| match names
+                .iter()
+                .find(|n| config.contains_key(**n))
+            {
+                Some(n) => n.to_string(),
+                None => {
+                    if set {
+                        cx.d.warn(format!(
+                            "{}: no provider catalog is known for this base config, so {what} is written as \
+                             config.{guess}; check that {ptype} reads {guess} (llama-stack ignores unknown keys)",
+                            p.path
+                        ));
+                    }
+                    guess.to_string()
+                }
+            };
+            let e = pick(["base_url", "url"], "url", "endpoint", p.endpoint.is_some());
+            let k = pick(
+                ["api_token", "api_key"],
+                "api_key",
+                "apiKey",
+                p.api_key.is_some(),
+            );
+            (Some(e), Some(k))
+        }
+    };
     if let Some(f) = &api_key_field {
         yaml::remove(&mut config, f);
     }
@@ -222,6 +244,15 @@ fn expand_one(
         let name = env_name(&id, field);
         let value = cx.secret_env(name, r, &path);
         config.insert(key(field), key(&value));
+    }
+    for (k, v) in &p.settings {
+        if holds_secret_ref(v) {
+            cx.d.warn(format!(
+                "{}.settings.{k} holds a secretKeyRef, which is passed to llama-stack verbatim (settings are never \
+                 resolved, E10); read Secrets with apiKey or secretRefs.{k}",
+                p.path
+            ));
+        }
     }
     if !p.settings.is_empty() {
         for k in p.settings.keys() {
@@ -275,6 +306,16 @@ fn warn_undeclared(
                 "{path}: {ptype} does not declare \"{field}\"; llama-stack ignores unknown keys silently (known: {})",
                 list(&info.fields)
             ));
+    }
+}
+
+fn holds_secret_ref(v: &serde_json::Value) -> bool {
+    match v {
+        serde_json::Value::Object(m) => {
+            m.contains_key("secretKeyRef") || m.values().any(holds_secret_ref)
+        }
+        serde_json::Value::Array(a) => a.iter().any(holds_secret_ref),
+        _ => false,
     }
 }
 

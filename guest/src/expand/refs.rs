@@ -18,15 +18,15 @@ fn has_id(ids: &[IdForm], id: &str) -> bool {
     ids.iter().any(|f| f.id() == id)
 }
 
-/// registered_resources list -> the API its `provider_id` points into.
-const RESOURCE_APIS: [(&str, &str); 7] = [
-    ("models", "inference"),
-    ("shields", "safety"),
-    ("vector_stores", "vector_io"),
-    ("datasets", "datasetio"),
-    ("scoring_fns", "scoring"),
-    ("benchmarks", "eval"),
-    ("tool_groups", "tool_runtime"),
+/// Resource list -> (the API its `provider_id` points into, the entry's id key).
+const RESOURCE_APIS: [(&str, &str, &str); 7] = [
+    ("models", "inference", "model_id"),
+    ("shields", "safety", "shield_id"),
+    ("vector_stores", "vector_io", "vector_store_id"),
+    ("datasets", "datasetio", "dataset_id"),
+    ("scoring_fns", "scoring", "scoring_fn_id"),
+    ("benchmarks", "eval", "benchmark_id"),
+    ("tool_groups", "tool_runtime", "toolgroup_id"),
 ];
 
 pub fn clean(cx: &mut Context<'_>) {
@@ -96,15 +96,20 @@ fn vector_stores(cx: &mut Context<'_>) {
 }
 
 fn resources(cx: &mut Context<'_>) {
-    let ids: Vec<(&str, Vec<IdForm>)> = RESOURCE_APIS
+    let ids: Vec<(&str, &str, Vec<IdForm>)> = RESOURCE_APIS
         .iter()
-        .map(|(list, api)| (*list, provider_ids(&cx.doc, api)))
+        .map(|(list, api, id_key)| (*list, *id_key, provider_ids(&cx.doc, api)))
         .collect();
+    let prefix = if cx.legacy {
+        ""
+    } else {
+        "registered_resources."
+    };
     let mut warnings = Vec::new();
     let has_container = cx.legacy || cx.doc.contains_key("registered_resources");
     if has_container {
         let rr = cx.resources_mut();
-        for (list, present) in ids {
+        for (list, id_key, present) in ids {
             let Some(Value::Sequence(items)) = rr.get_mut(list) else {
                 continue;
             };
@@ -113,9 +118,9 @@ fn resources(cx: &mut Context<'_>) {
                 let Some(form) = yaml::id_form(pid) else { return true };
                 let keep = has_id(&present, form.id());
                 if !keep {
-                    let name = item.as_mapping().and_then(|m| m.values().next()).and_then(Value::as_str).unwrap_or("?");
+                    let name = yaml::str_of(item, id_key).unwrap_or_default();
                     warnings.push(format!(
-                        "registered_resources.{list}: \"{name}\" used provider \"{}\", which is no longer in the config; removed",
+                        "{prefix}{list}: \"{name}\" used provider \"{}\", which is no longer in the config; removed",
                         form.id()
                     ));
                 }

@@ -48,7 +48,7 @@ fn default_provider(
         .into_iter()
         .filter_map(|f| match f {
             IdForm::Literal(s) => Some(s),
-            IdForm::Conditional(_) => None,
+            IdForm::Conditional(..) => None,
         })
         .collect();
     match literal.as_slice() {
@@ -65,10 +65,8 @@ fn models(cx: &mut Context<'_>, models: &[ModelSpec]) {
     if models.is_empty() {
         return;
     }
-    let available: Vec<String> = provider_ids(&cx.doc, "inference")
-        .iter()
-        .map(|f| f.id().to_string())
-        .collect();
+    let forms = provider_ids(&cx.doc, "inference");
+    let available: Vec<String> = forms.iter().map(|f| f.id().to_string()).collect();
     let default = default_provider(cx, "inference", true);
     let mut out: Vec<((String, String), Value)> = Vec::new();
     for m in models {
@@ -86,6 +84,14 @@ fn models(cx: &mut Context<'_>, models: &[ModelSpec]) {
                     );
                     continue;
                 }
+                if let Some(IdForm::Conditional(_, var)) = forms.iter().find(|f| f.id() == p) {
+                    cx.d.warn(format!(
+                        "{}.provider: inference provider \"{p}\" only exists when env {var} is set (the base config \
+                         writes ${{env.{var}:+{p}}}); set {var} in spec.workload.overrides.env or declare the provider \
+                         in spec.providers.inference",
+                        m.path
+                    ));
+                }
                 p.clone()
             }
             (None, Ok(p)) => p.clone(),
@@ -97,7 +103,10 @@ fn models(cx: &mut Context<'_>, models: &[ModelSpec]) {
                         "no default inference provider: spec.providers.inference is empty and the base config has \
                          {}; set provider to one of: {}",
                         if candidates.is_empty() { "none" } else { "several or only conditional ones" },
-                        list(candidates)
+                        list(forms.iter().map(|f| match f {
+                            IdForm::Literal(id) => id.clone(),
+                            IdForm::Conditional(id, var) => format!("{id} (only when env {var} is set)"),
+                        }))
                     ),
                 );
                 continue;
@@ -162,6 +171,32 @@ fn models(cx: &mut Context<'_>, models: &[ModelSpec]) {
     list.extend(out.into_iter().map(|(_, v)| v));
 }
 
+/// The served identifier of a registered model named `name`: 0.7.3 serves config-registered
+/// models as `<provider_id>/<provider_model_id or model_id>`, and llama-guard calls the model
+/// its shield's `provider_shield_id` names (it defaults to the shield id). The pre-0.3 layout
+/// served models by `model_id`.
+fn guard_model(cx: &Context<'_>, name: &str) -> Option<String> {
+    let models = cx.resources()?.get("models")?.as_sequence()?;
+    let m = models
+        .iter()
+        .find(|m| yaml::str_of(m, "model_id") == Some(name))?;
+    let pid = yaml::str_of(m, "provider_id").and_then(yaml::id_form)?;
+    let served = yaml::str_of(m, "provider_model_id").unwrap_or(name);
+    Some(if cx.legacy {
+        served.to_string()
+    } else {
+        format!("{}/{served}", pid.id())
+    })
+}
+
+fn provider_type_of(cx: &Context<'_>, api: &str, id: &str) -> Option<String> {
+    let entries = cx.doc.get("providers")?.get(api)?.as_sequence()?;
+    let e = entries
+        .iter()
+        .find(|e| yaml::provider_id_of(e).is_some_and(|f| f.id() == id))?;
+    yaml::str_of(e, "provider_type").map(str::to_string)
+}
+
 fn shields(cx: &mut Context<'_>, shields: &[crate::spec::Named]) {
     if shields.is_empty() {
         return;
@@ -190,16 +225,33 @@ fn shields(cx: &mut Context<'_>, shields: &[crate::spec::Named]) {
         }
     }
     names.sort();
+    let targets: Vec<Option<String>> = names.iter().map(|n| guard_model(cx, n)).collect();
+    let provider_type = provider_type_of(cx, "safety", &provider);
+    for (n, t) in names.iter().zip(&targets) {
+        if t.is_none()
+            && provider_type.as_deref() == Some("inline::llama-guard")
+            && !n.contains('/')
+        {
+            cx.d.warn(format!(
+                "spec.resources.shields: llama-guard runs the model the shield names, and no model \"{n}\" is \
+                 registered in spec.resources.models; register the guard model there, or name the shield by the \
+                 model's served id (<provider id>/<model>)"
+            ));
+        }
+    }
     let list = yaml::ensure_seq(cx.resources_mut(), "shields");
     list.retain(|b| {
         !names
             .iter()
             .any(|n| yaml::str_of(b, "shield_id") == Some(n))
     });
-    for n in &names {
+    for (n, target) in names.iter().zip(targets) {
         let mut e = Mapping::new();
         e.insert(key("shield_id"), key(n));
         e.insert(key("provider_id"), key(&provider));
+        if let Some(t) = target {
+            e.insert(key("provider_shield_id"), key(&t));
+        }
         list.push(Value::Mapping(e));
     }
     // The default shield must exist once any shield is registered.
@@ -237,13 +289,17 @@ const LEGACY_TOOL_GROUPS: [(&str, &str); 5] = [
     ("remote::wolfram-alpha", "builtin::wolfram_alpha"),
 ];
 
+/// True when the release registers tool groups from its toolRuntime providers (0.7.3);
+/// older releases (0.2.x, 0.4.x) only register what the config's `tool_groups` lists.
+pub fn auto_registers(cat: &Catalog) -> bool {
+    cat.providers
+        .get("tool_runtime")
+        .is_some_and(|m| m.values().any(|i| !i.tool_groups.is_empty()))
+}
+
 /// The tool groups a toolRuntime provider type serves in this catalog's release.
 pub fn groups_of(cat: &Catalog, provider_type: &str) -> Vec<String> {
-    let catalog_knows = cat
-        .providers
-        .get("tool_runtime")
-        .is_some_and(|m| m.values().any(|i| !i.tool_groups.is_empty()));
-    if catalog_knows {
+    if auto_registers(cat) {
         return cat
             .provider("tool_runtime", provider_type)
             .map(|i| i.tool_groups.clone())
@@ -257,8 +313,8 @@ pub fn groups_of(cat: &Catalog, provider_type: &str) -> Vec<String> {
 }
 
 /// Tools: llama-stack 0.7.3 registers tool groups from the toolRuntime providers (and ignores
-/// `tool_groups`), so a tool is satisfied when a provider serving its group is present; the
-/// legacy layout also writes the `tool_groups` entry.
+/// `tool_groups`), so a tool is satisfied when a provider serving its group is present; older
+/// releases also get the `tool_groups` entry.
 fn tools(cx: &mut Context<'_>, tools: &[crate::spec::Named]) {
     if tools.is_empty() {
         return;
@@ -339,7 +395,7 @@ fn tools(cx: &mut Context<'_>, tools: &[crate::spec::Named]) {
             ),
         }
     }
-    if cx.legacy && !wanted.is_empty() {
+    if !auto_registers(cat) && !wanted.is_empty() {
         wanted.sort();
         wanted.dedup_by(|a, b| a.0 == b.0);
         let groups = yaml::ensure_seq(cx.resources_mut(), "tool_groups");

@@ -113,12 +113,21 @@ fn object<'a>(v: &'a Json, path: &str, d: &mut Diagnostics) -> Option<&'a Map<St
     }
 }
 
+/// Same word up to case, or one a prefix of the other within two letters (`resource`).
+fn similar(a: &str, b: &str) -> bool {
+    let (a, b) = (a.to_ascii_lowercase(), b.to_ascii_lowercase());
+    a == b
+        || (a.len().abs_diff(b.len()) <= 2
+            && !b.is_empty()
+            && (a.starts_with(&b) || b.starts_with(&a)))
+}
+
 fn unknown_keys(m: &Map<String, Json>, path: &str, allowed: &[&str], d: &mut Diagnostics) {
     for k in m.keys() {
         if !allowed.contains(&k.as_str()) {
             let hint = allowed
                 .iter()
-                .find(|a| a.eq_ignore_ascii_case(k))
+                .find(|a| similar(a, k))
                 .map(|a| format!(" (did you mean {a}?)"));
             d.error(
                 format!("{path}.{k}"),
