@@ -4,7 +4,6 @@
 //! A gap the CR causes is an error at the field that caused it.
 
 use super::Context;
-use super::refs::provider_ids;
 use crate::catalog::Catalog;
 use crate::error::Reason;
 use crate::spec::{Api, ProviderApi, Spec};
@@ -20,6 +19,15 @@ pub fn gaps(doc: &Mapping, cat: &Catalog) -> Vec<Gap> {
     let Some(Value::Mapping(providers)) = doc.get("providers") else {
         return out;
     };
+    // APIs with at least one enabled entry, computed once.
+    let served: Vec<&str> = providers
+        .iter()
+        .filter(|(_, e)| {
+            e.as_sequence()
+                .is_some_and(|s| s.iter().any(|p| yaml::provider_id_of(p).is_some()))
+        })
+        .filter_map(|(k, _)| k.as_str())
+        .collect();
     for (api, entries) in providers {
         let (Some(api), Some(entries)) = (api.as_str(), entries.as_sequence()) else {
             continue;
@@ -37,7 +45,7 @@ pub fn gaps(doc: &Mapping, cat: &Catalog) -> Vec<Gap> {
             };
             for dep in &info.api_dependencies {
                 let dep = cat.routing_tables.get(dep).unwrap_or(dep);
-                if cat.has_api(dep) && provider_ids(doc, dep).is_empty() {
+                if cat.has_api(dep) && !served.contains(&dep.as_str()) {
                     out.push((api.to_string(), id.clone(), ptype.to_string(), dep.clone()));
                 }
             }

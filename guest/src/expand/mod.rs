@@ -106,10 +106,21 @@ pub fn generate(req: &GenerateRequest) -> Result<Generated, Vec<FieldError>> {
         .map(str::to_string)
         .unwrap_or_else(|| "llama-stack".to_string());
     let legacy = is_legacy(&base.doc);
+    let base_gaps = base
+        .catalog
+        .map(|c| deps::gaps(&base.doc, c))
+        .unwrap_or_default();
+    let Base {
+        doc,
+        text,
+        catalog,
+        resolved,
+        ..
+    } = base;
     let mut cx = Context {
         spec: &spec,
-        catalog: base.catalog,
-        doc: base.doc.clone(),
+        catalog,
+        doc,
         env: Vec::new(),
         env_paths: Vec::new(),
         derived: Vec::new(),
@@ -128,10 +139,6 @@ pub fn generate(req: &GenerateRequest) -> Result<Generated, Vec<FieldError>> {
     server::apply(&mut cx);
     // Dependency gaps are consequences: report them only on an otherwise valid config.
     if !cx.d.has_errors() {
-        let base_gaps = base
-            .catalog
-            .map(|c| deps::gaps(&base.doc, c))
-            .unwrap_or_default();
         deps::check(&mut cx, &base_gaps);
     }
     secrets::check_collisions(&mut cx);
@@ -139,9 +146,9 @@ pub fn generate(req: &GenerateRequest) -> Result<Generated, Vec<FieldError>> {
         return Err(finish_errors(cx.d));
     }
     let (provider_count, resource_count) = counts::count(&cx);
-    // A CR that changes nothing gets the distribution's config byte for byte (US1).
-    let config_yaml = if cx.doc == base.doc {
-        base.text.to_string()
+    // A CR that asks for nothing gets the distribution's config byte for byte (US1).
+    let config_yaml = if shapes_nothing(&spec) {
+        text.into_owned()
     } else {
         render::to_yaml(&cx.doc)
     };
@@ -163,8 +170,20 @@ pub fn generate(req: &GenerateRequest) -> Result<Generated, Vec<FieldError>> {
         config_version,
         warnings,
         derived_secrets: cx.derived,
-        distribution: base.resolved,
+        distribution: resolved,
     })
+}
+
+/// True when no part of the spec changes config.yaml.
+fn shapes_nothing(s: &Spec) -> bool {
+    !s.has_providers
+        && s.resources.is_none()
+        && s.storage.is_none()
+        && s.disabled.is_empty()
+        && s.networking.port.is_none()
+        && !s.networking.tls.as_ref().is_some_and(|t| t.enabled)
+        && s.workers.is_none()
+        && s.external_providers.is_empty()
 }
 
 fn finish_errors(d: Diagnostics) -> Vec<FieldError> {

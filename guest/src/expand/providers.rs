@@ -59,13 +59,11 @@ fn apply_list(cx: &mut Context<'_>, plist: &ProviderList) {
         );
         return;
     }
-    let base_entries: Vec<Value> = cx
-        .doc
-        .get("providers")
-        .and_then(|p| p.get(api))
-        .and_then(Value::as_sequence)
-        .cloned()
-        .unwrap_or_default();
+    // Taken, not cloned: the list is replaced below, in place, so API order is kept.
+    let base_entries: Vec<Value> = match cx.doc.get_mut("providers").and_then(|p| p.get_mut(api)) {
+        Some(Value::Sequence(seq)) => std::mem::take(seq),
+        _ => Vec::new(),
+    };
     let mut entries: Vec<(String, Value)> = Vec::new();
     for p in &plist.items {
         if let Some(entry) = expand_one(cx, api, p, &base_entries) {

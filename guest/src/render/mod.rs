@@ -1,14 +1,19 @@
 //! Stable YAML and the content hash (NFR-001, D10).
 
+mod emit;
+
 use serde_yaml::{Mapping, Value};
 use sha2::{Digest, Sha256};
 
 /// Renders config.yaml. Key order is the base config's, then insertion order of the
-/// pipeline's deterministic steps; serde_yaml's emitter has no other source of variation.
+/// pipeline's deterministic steps.
 pub fn to_yaml(doc: &Mapping) -> String {
-    // Serialising a Value built from YAML/JSON input cannot fail (no non-string map keys
-    // come from JSON, and base keys are YAML scalars).
-    serde_yaml::to_string(&Value::Mapping(doc.clone())).unwrap_or_default()
+    match emit::emit(doc) {
+        Some(s) => s,
+        // Tagged values (never produced from our inputs) go through serde_yaml, which cannot
+        // fail on a Value built from YAML/JSON.
+        None => serde_yaml::to_string(&Value::Mapping(doc.clone())).unwrap_or_default(),
+    }
 }
 
 /// Lowercase hex sha256.
