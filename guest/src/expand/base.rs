@@ -21,6 +21,9 @@ pub struct Base {
     /// The field errors about the base config point at.
     pub path: &'static str,
     pub resolved: ResolvedDistribution,
+    /// The shared parsed base of an embedded distribution. `doc` is a copy without the
+    /// provider lists the CR replaces or disables; their base entries are read from here.
+    pub pristine: Option<&'static Mapping>,
 }
 
 pub fn resolve(spec: &Spec, req: &GenerateRequest, d: &mut Diagnostics) -> Option<Base> {
@@ -55,6 +58,11 @@ pub fn resolve(spec: &Spec, req: &GenerateRequest, d: &mut Diagnostics) -> Optio
             );
         return None;
     }
+    let pristine = if handed.is_none() {
+        dist.and_then(|x| x.base_doc())
+    } else {
+        None
+    };
     let (text, doc, hash, source, path) = match (handed, dist) {
         (Some(b), _) => {
             let source = match b.source {
@@ -74,7 +82,7 @@ pub fn resolve(spec: &Spec, req: &GenerateRequest, d: &mut Diagnostics) -> Optio
             let path = "spec.distribution.name";
             // Parsed once per process; each call works on its own copy.
             let doc = match dist.base_doc() {
-                Some(doc) => doc.clone(),
+                Some(doc) => copy_without_replaced(doc, spec),
                 None => parse(dist.base_config, path, d)?,
             };
             (
@@ -111,7 +119,42 @@ pub fn resolve(spec: &Spec, req: &GenerateRequest, d: &mut Diagnostics) -> Optio
         catalog: dist.map(|x| x.catalog),
         path,
         resolved,
+        pristine,
     })
+}
+
+/// Copies the base, leaving empty the provider lists the spec replaces (D6) or disables:
+/// copying them would be thrown away. Key order is kept.
+fn copy_without_replaced(base: &Mapping, spec: &Spec) -> Mapping {
+    let skip = |api: &str| {
+        spec.providers.iter().any(|l| l.api.config_name() == api)
+            || spec.disabled.iter().any(|n| {
+                crate::spec::Api::from_field(&n.name).map(|a| a.config_name()) == Some(api)
+            })
+    };
+    base.iter()
+        .map(|(k, v)| {
+            let v = match (k.as_str(), v) {
+                (Some("providers"), Value::Mapping(p)) => Value::Mapping(
+                    p.iter()
+                        .map(|(api, list)| {
+                            let keep = api.as_str().is_none_or(|a| !skip(a));
+                            (
+                                api.clone(),
+                                if keep {
+                                    list.clone()
+                                } else {
+                                    Value::Sequence(Vec::new())
+                                },
+                            )
+                        })
+                        .collect(),
+                ),
+                _ => v.clone(),
+            };
+            (k.clone(), v)
+        })
+        .collect()
 }
 
 /// A run config: a YAML mapping with `providers`.

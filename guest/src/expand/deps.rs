@@ -54,10 +54,15 @@ pub fn gaps(doc: &Mapping, cat: &Catalog) -> Vec<Gap> {
     out
 }
 
-/// `base_gaps`: what [`gaps`] found on the unmodified base config.
-pub fn check(cx: &mut Context<'_>, base_gaps: &[Gap]) {
+/// `base_gaps`: what [`gaps`] finds on the unmodified base config (asked only when needed).
+pub fn check(cx: &mut Context<'_>, base_gaps: impl FnOnce(&Catalog) -> Vec<Gap>) {
     let Some(cat) = cx.catalog else { return };
-    for gap in gaps(&cx.doc, cat) {
+    let found = gaps(&cx.doc, cat);
+    if found.is_empty() {
+        return;
+    }
+    let base_gaps = base_gaps(cat);
+    for gap in found {
         let (api, id, ptype, dep) = &gap;
         let dep_field = field_of(dep);
         let api_field = field_of(api);

@@ -39,6 +39,8 @@ pub(crate) struct Context<'a> {
     pub release: String,
     /// Pre-0.3 layout: top-level `metadata_store`/`inference_store` and resource lists.
     pub legacy: bool,
+    /// See [`Base::pristine`].
+    pub pristine: Option<&'static Mapping>,
 }
 
 impl Context<'_> {
@@ -106,15 +108,18 @@ pub fn generate(req: &GenerateRequest) -> Result<Generated, Vec<FieldError>> {
         .map(str::to_string)
         .unwrap_or_else(|| "llama-stack".to_string());
     let legacy = is_legacy(&base.doc);
-    let base_gaps = base
-        .catalog
-        .map(|c| deps::gaps(&base.doc, c))
-        .unwrap_or_default();
+    // On the untouched base (the working copy lacks the lists the CR replaces). An embedded
+    // base is shared, so its gaps are only computed if the final config has any.
+    let handed_gaps = match (base.catalog, base.pristine) {
+        (Some(c), None) => Some(deps::gaps(&base.doc, c)),
+        _ => None,
+    };
     let Base {
         doc,
         text,
         catalog,
         resolved,
+        pristine,
         ..
     } = base;
     let mut cx = Context {
@@ -129,6 +134,7 @@ pub fn generate(req: &GenerateRequest) -> Result<Generated, Vec<FieldError>> {
         distro,
         release,
         legacy,
+        pristine,
     };
     providers::apply(&mut cx);
     disabled::apply(&mut cx);
@@ -139,7 +145,11 @@ pub fn generate(req: &GenerateRequest) -> Result<Generated, Vec<FieldError>> {
     server::apply(&mut cx);
     // Dependency gaps are consequences: report them only on an otherwise valid config.
     if !cx.d.has_errors() {
-        deps::check(&mut cx, &base_gaps);
+        deps::check(&mut cx, |c| match (&handed_gaps, pristine) {
+            (Some(g), _) => g.clone(),
+            (None, Some(p)) => deps::gaps(p, c),
+            (None, None) => Vec::new(),
+        });
     }
     secrets::check_collisions(&mut cx);
     if cx.d.has_errors() {

@@ -59,14 +59,22 @@ fn apply_list(cx: &mut Context<'_>, plist: &ProviderList) {
         );
         return;
     }
-    // Taken, not cloned: the list is replaced below, in place, so API order is kept.
-    let base_entries: Vec<Value> = match cx.doc.get_mut("providers").and_then(|p| p.get_mut(api)) {
+    // Taken, not cloned: the list is replaced below, in place, so API order is kept. An
+    // embedded base left it empty in the working copy; its entries are in the shared parse.
+    let taken: Vec<Value> = match cx.doc.get_mut("providers").and_then(|p| p.get_mut(api)) {
         Some(Value::Sequence(seq)) => std::mem::take(seq),
         _ => Vec::new(),
     };
+    let base_entries: &[Value] = match cx
+        .pristine
+        .and_then(|p| p.get("providers")?.get(api)?.as_sequence())
+    {
+        Some(list) => list,
+        None => &taken,
+    };
     let mut entries: Vec<(String, Value)> = Vec::new();
     for p in &plist.items {
-        if let Some(entry) = expand_one(cx, api, p, &base_entries) {
+        if let Some(entry) = expand_one(cx, api, p, base_entries) {
             entries.push(entry);
         }
     }

@@ -143,15 +143,20 @@ fn unknown_keys(m: &Map<String, Json>, path: &str, allowed: &[&str], d: &mut Dia
 }
 
 fn string_at(v: &Json, path: &str, d: &mut Diagnostics) -> Option<String> {
+    string_in(v, || path.to_string(), d)
+}
+
+/// `path` is only built when there is an error to report.
+fn string_in(v: &Json, path: impl Fn() -> String, d: &mut Diagnostics) -> Option<String> {
     match v {
         Json::String(s) if !s.trim().is_empty() => Some(s.clone()),
         Json::String(_) => {
-            d.error(path, Reason::Required, "must not be empty");
+            d.error(path(), Reason::Required, "must not be empty");
             None
         }
         other => {
             d.error(
-                path,
+                path(),
                 Reason::Invalid,
                 format!("must be a string, not {}", type_name(other)),
             );
@@ -166,7 +171,7 @@ fn optional_string(
     key: &str,
     d: &mut Diagnostics,
 ) -> Option<String> {
-    present(m, key).and_then(|v| string_at(v, &format!("{path}.{key}"), d))
+    present(m, key).and_then(|v| string_in(v, || format!("{path}.{key}"), d))
 }
 
 fn required_string(
@@ -176,7 +181,7 @@ fn required_string(
     d: &mut Diagnostics,
 ) -> Option<String> {
     match present(m, key) {
-        Some(v) => string_at(v, &format!("{path}.{key}"), d),
+        Some(v) => string_in(v, || format!("{path}.{key}"), d),
         None => {
             d.error(
                 format!("{path}.{key}"),
