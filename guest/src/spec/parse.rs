@@ -473,6 +473,36 @@ fn model(v: &Json, path: &str, d: &mut Diagnostics) -> Option<ModelSpec> {
     })
 }
 
+/// An enum field: absent means the first option (the default).
+fn choice<T: Copy>(
+    m: &Map<String, Json>,
+    path: &str,
+    key: &str,
+    options: &[(&str, T)],
+    rule: &str,
+    d: &mut Diagnostics,
+) -> T {
+    let value = optional_string(m, path, key, d);
+    let Some(value) = value else {
+        return options[0].1;
+    };
+    match options.iter().find(|(name, _)| *name == value) {
+        Some((_, t)) => *t,
+        None => {
+            let names: Vec<&str> = options.iter().map(|(n, _)| *n).collect();
+            d.error(
+                format!("{path}.{key}"),
+                Reason::NotSupported,
+                format!(
+                    "unsupported {key} \"{value}\": use {} ({rule})",
+                    names.join(" or ")
+                ),
+            );
+            options[0].1
+        }
+    }
+}
+
 fn storage(v: &Json, d: &mut Diagnostics) -> Storage {
     let path = "spec.storage";
     let mut out = Storage::default();
@@ -484,18 +514,14 @@ fn storage(v: &Json, d: &mut Diagnostics) -> Storage {
         let kp = format!("{path}.kv");
         if let Some(km) = object(v, &kp, d) {
             unknown_keys(km, &kp, &["type", "endpoint", "password"], d);
-            let kind = match optional_string(km, &kp, "type", d).as_deref() {
-                None | Some("sqlite") => KvType::Sqlite,
-                Some("redis") => KvType::Redis,
-                Some(other) => {
-                    d.error(
-                        format!("{kp}.type"),
-                        Reason::NotSupported,
-                        format!("unsupported kv type \"{other}\": use sqlite or redis (FR-050)"),
-                    );
-                    KvType::Sqlite
-                }
-            };
+            let kind = choice(
+                km,
+                &kp,
+                "type",
+                &[("sqlite", KvType::Sqlite), ("redis", KvType::Redis)],
+                "FR-050",
+                d,
+            );
             let endpoint = optional_string(km, &kp, "endpoint", d);
             let password =
                 present(km, "password").and_then(|v| secret_ref(v, &format!("{kp}.password"), d));
@@ -510,20 +536,14 @@ fn storage(v: &Json, d: &mut Diagnostics) -> Storage {
         let sp = format!("{path}.sql");
         if let Some(sm) = object(v, &sp, d) {
             unknown_keys(sm, &sp, &["type", "connectionString", "secretRef"], d);
-            let kind = match optional_string(sm, &sp, "type", d).as_deref() {
-                None | Some("sqlite") => SqlType::Sqlite,
-                Some("postgres") => SqlType::Postgres,
-                Some(other) => {
-                    d.error(
-                        format!("{sp}.type"),
-                        Reason::NotSupported,
-                        format!(
-                            "unsupported sql type \"{other}\": use sqlite or postgres (FR-051)"
-                        ),
-                    );
-                    SqlType::Sqlite
-                }
-            };
+            let kind = choice(
+                sm,
+                &sp,
+                "type",
+                &[("sqlite", SqlType::Sqlite), ("postgres", SqlType::Postgres)],
+                "FR-051",
+                d,
+            );
             let connection_string = present(sm, "connectionString")
                 .and_then(|v| secret_ref(v, &format!("{sp}.connectionString"), d));
             let secret_ref = match present(sm, "secretRef") {
