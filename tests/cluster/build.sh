@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# Builds (once per machine) the binaries of the test control plane from the Go
+# module proxy, using the wrapper modules beside this script:
+#   kube/  -> kube-apiserver, kube-controller-manager, kube-scheduler (k8s.io/kubernetes v1.36.5)
+#   etcd/  -> etcd (go.etcd.io/etcd/server/v3 v3.6.16)
+#   kwok/  -> kwok (sigs.k8s.io/kwok v0.8.0)
+# Binaries land in ${LLSD_CACHE_DIR:-$HOME/.cache/llama-stack-operator}/k8s-bin/<component>-<version>/<component>.
+#
+# Usage: build.sh [component...]      (default: all). Prints nothing on stdout;
+#        progress goes to stderr.  Source it to use `llsd_bin <component>`.
+set -euo pipefail
+
+LLSD_CLUSTER_SRC="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+LLSD_CACHE_DIR="${LLSD_CACHE_DIR:-$HOME/.cache/llama-stack-operator}"
+LLSD_BIN_DIR="$LLSD_CACHE_DIR/k8s-bin"
+
+# The versions come from the wrapper modules' go.mod (the single source of
+# truth): to bump, edit the require (and, for kube/, every staging replace),
+# run `go mod tidy` there, and the cache key changes with it.
+_llsd_modver() { awk -v m="$2" '$1 == m { print $2; exit }' "$LLSD_CLUSTER_SRC/$1/go.mod"; }
+KUBE_VERSION="$(_llsd_modver kube k8s.io/kubernetes)"
+ETCD_VERSION="$(_llsd_modver etcd go.etcd.io/etcd/server/v3)"
+KWOK_VERSION="$(_llsd_modver kwok sigs.k8s.io/kwok)"
+
+llsd_component_version() {
+  case "$1" in
+    kube-apiserver|kube-controller-manager|kube-scheduler) echo "$KUBE_VERSION" ;;
+    etcd) echo "$ETCD_VERSION" ;;
+    kwok) echo "$KWOK_VERSION" ;;
+    *) echo "unknown component: $1" >&2; return 1 ;;
+  esac
+}
+
+# Path of a component's cached binary (whether built or not).
+llsd_bin() {
+  local c="$1" v
+  v="$(llsd_component_version "$c")"
+  echo "$LLSD_BIN_DIR/$c-$v/$c"
+}
+
+_llsd_build_one() {
+  local c="$1" v dir pkg moddir ldflags="-s -w" est
+  v="$(llsd_component_version "$c")"
+  dir="$LLSD_BIN_DIR/$c-$v"
+  if [[ -x "$dir/$c" ]]; then
+    [[ "$c" != kwok || -s "$dir/stages.yaml" ]] && return 0
+    _llsd_kwok_stages "$dir"
+    return 0
+  fi
+  case "$c" in
+    kube-*)
+      moddir="$LLSD_CLUSTER_SRC/kube"; pkg="k8s.io/kubernetes/cmd/$c"
+      # Measured on 2 cores, in this order (they share most packages via GOCACHE).
+      case "$c" in kube-apiserver) est="~7" ;; kube-controller-manager) est="~2" ;; *) est="~1" ;; esac
+      local major="${KUBE_VERSION#v}" minor p date
+      minor="${major#*.}"; minor="${minor%%.*}"; major="${major%%.*}"
+      # buildDate: the release's date on the module proxy (reproducible).
+      date="$(cd "$moddir" && go list -m -json k8s.io/kubernetes | sed -n 's/^[[:space:]]*"Time": "\(.*\)",$/\1/p')"
+      for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+        ldflags+=" -X $p.gitVersion=$KUBE_VERSION -X $p.gitMajor=$major -X $p.gitMinor=$minor"
+        ldflags+=" -X $p.gitTreeState=clean -X $p.buildDate=${date:-1970-01-01T00:00:00Z}"
+      done ;;
+    etcd) moddir="$LLSD_CLUSTER_SRC/etcd"; pkg="go.etcd.io/etcd/server/v3"; est="~1.5" ;;
+    kwok) moddir="$LLSD_CLUSTER_SRC/kwok"; pkg="sigs.k8s.io/kwok/cmd/kwok"; est="~2.5" ;;
+  esac
+  echo "building $c $v (first run only, $est min)…" >&2
+  mkdir -p "$dir"
+  local start=$SECONDS tmp="$dir/.$c.tmp.$$"
+  (
+    cd "$moddir"
+    # -mod=mod is not used: go.mod/go.sum are committed and must be complete.
+    CGO_ENABLED=0 GOFLAGS="-trimpath -buildvcs=false" GOTOOLCHAIN=local \
+      go build -p "${LLSD_BUILD_PARALLELISM:-2}" -ldflags "$ldflags" -o "$tmp" "$pkg"
+  )
+  mv -f "$tmp" "$dir/$c"
+  [[ "$c" != kwok ]] || _llsd_kwok_stages "$dir"
+  echo "built $c $v in $((SECONDS - start)) s -> $dir/$c" >&2
+}
+
+# kwok run standalone needs its Stage config (kwokctl normally writes it): take
+# the default "fast" node/pod stages and the lease heartbeat from the kwok
+# module's own source in the module cache (not copied into this repository).
+_llsd_kwok_stages() {
+  local dir="$1" src f
+  src="$(cd "$LLSD_CLUSTER_SRC/kwok" && go mod download -json sigs.k8s.io/kwok |
+    sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
+  [[ -d "$src/kustomize/stage" ]] || { echo "kwok module source not found (got '$src')" >&2; return 1; }
+  {
+    for f in node/fast/node-initialize.yaml node/heartbeat-with-lease/node-heartbeat-with-lease.yaml \
+      pod/fast/pod-ready.yaml pod/fast/pod-complete.yaml pod/fast/pod-delete.yaml; do
+      echo "---"
+      cat "$src/kustomize/stage/$f"
+    done
+  } >"$dir/stages.yaml.tmp"
+  mv -f "$dir/stages.yaml.tmp" "$dir/stages.yaml"
+}
+
+llsd_build() {
+  local c
+  mkdir -p "$LLSD_BIN_DIR"
+  # One builder at a time per machine (several test processes may call `up`).
+  exec 8>"$LLSD_BIN_DIR/.build.lock"
+  flock 8
+  # Sequential on purpose: the machine has 2 cores.
+  for c in "$@"; do _llsd_build_one "$c"; done
+  flock -u 8
+  exec 8>&-
+}
+
+LLSD_ALL_COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok)
+
+if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
+  if [[ $# -eq 0 ]]; then set -- "${LLSD_ALL_COMPONENTS[@]}"; fi
+  llsd_build "$@"
+fi

@@ -1,0 +1,117 @@
+# shellcheck shell=bash disable=SC2034  # variables are used by the scripts that source this
+# Shared by up, down and run-tests.sh (sourced, not executed).
+# Layout of the state dir (${LLSD_CACHE_DIR:-$HOME/.cache/llama-stack-operator}/cluster):
+#   pki/            CA, serving/client certificates, service-account keys
+#   etcd/           etcd data (wiped whenever etcd is started afresh)
+#   logs/<c>.log    one log per component
+#   pids/<c>.pid    one pid per component
+#   *.kubeconfig    admin (printed by up), kube-controller-manager, kube-scheduler
+#   kwok-stages.yaml, nodes.yaml
+#   started-by      who started the running cluster (see run-tests.sh)
+#   users/<pid>     run-tests.sh processes currently using the cluster
+#   .lock           serialises up / down / run-tests bookkeeping
+
+LLSD_CLUSTER_SRC="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=build.sh
+source "$LLSD_CLUSTER_SRC/build.sh"
+
+LLSD_STATE_DIR="$LLSD_CACHE_DIR/cluster"
+LLSD_KUBECONFIG="$LLSD_STATE_DIR/admin.kubeconfig"
+
+# Fixed loopback ports, chosen away from the defaults so a real cluster's
+# components (2379/2380, 6443, 10257, 10259) never collide with ours.
+LLSD_ETCD_CLIENT_PORT="${LLSD_ETCD_CLIENT_PORT:-23790}"
+LLSD_ETCD_PEER_PORT="${LLSD_ETCD_PEER_PORT:-23800}"
+LLSD_APISERVER_PORT="${LLSD_APISERVER_PORT:-26443}"
+LLSD_KCM_PORT="${LLSD_KCM_PORT:-26257}"
+LLSD_SCHEDULER_PORT="${LLSD_SCHEDULER_PORT:-26259}"
+LLSD_SERVICE_CIDR="10.96.0.0/16"
+LLSD_SERVICE_IP="10.96.0.1"
+LLSD_POD_CIDR="10.244.0.0/16"
+LLSD_FAKE_NODES=(kwok-node-0 kwok-node-1)
+
+# Components in start order (down stops them in reverse).
+LLSD_COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok)
+
+llsd_log() { echo "[cluster $(date -u +%H:%M:%S)] $*" >&2; }
+
+llsd_pidfile() { echo "$LLSD_STATE_DIR/pids/$1.pid"; }
+
+# Prints the pid of component $1 if it is running (and is really our binary:
+# guards against pid reuse); fails otherwise.
+llsd_pid() {
+  local f pid bin
+  f="$(llsd_pidfile "$1")"
+  [[ -s "$f" ]] || return 1
+  pid="$(<"$f")"
+  [[ "$pid" =~ ^[0-9]+$ ]] || return 1
+  kill -0 "$pid" 2>/dev/null || return 1
+  bin="$(llsd_bin "$1")"
+  [[ "$(readlink "/proc/$pid/exe" 2>/dev/null)" == "$bin" ]] || return 1
+  echo "$pid"
+}
+
+llsd_alive() { llsd_pid "$1" >/dev/null; }
+
+# Stops the given components: TERM to all at once, then waits (up to 10 s in
+# all) and KILLs what is left. Safe for components that are not running.
+llsd_stop() {
+  local c pid i
+  local -a pids=()
+  for c in "$@"; do
+    if pid="$(llsd_pid "$c")"; then
+      llsd_log "stopping $c (pid $pid)"
+      kill -TERM "$pid" 2>/dev/null || true
+      pids+=("$pid")
+    fi
+  done
+  for ((i = 0; i < 100; i++)); do
+    _llsd_any_alive "${pids[@]}" || break
+    sleep 0.1
+  done
+  for pid in "${pids[@]}"; do
+    if kill -0 "$pid" 2>/dev/null; then
+      llsd_log "pid $pid ignored TERM for 10 s: KILL"
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
+  done
+  for ((i = 0; i < 50; i++)); do
+    _llsd_any_alive "${pids[@]}" || break
+    sleep 0.1
+  done
+  for c in "$@"; do rm -f "$(llsd_pidfile "$c")"; done
+}
+
+_llsd_any_alive() {
+  local pid
+  for pid in "$@"; do kill -0 "$pid" 2>/dev/null && return 0; done
+  return 1
+}
+
+# Everything but etcd first (so the API server does not outlive its storage), then etcd.
+llsd_stop_all() {
+  llsd_stop kwok kube-scheduler kube-controller-manager kube-apiserver
+  llsd_stop etcd
+  rm -f "$LLSD_STATE_DIR/started-by"
+}
+
+# The API server answers /readyz with the admin credentials.
+llsd_apiserver_ready() {
+  curl -fsS --max-time 3 --cacert "$LLSD_STATE_DIR/pki/ca.crt" \
+    --cert "$LLSD_STATE_DIR/pki/admin.crt" --key "$LLSD_STATE_DIR/pki/admin.key" \
+    "https://127.0.0.1:$LLSD_APISERVER_PORT/readyz" >/dev/null 2>&1
+}
+
+# Everything up runs is alive and the API server is ready.
+llsd_cluster_healthy() {
+  local c
+  for c in "${LLSD_COMPONENTS[@]}"; do llsd_alive "$c" || return 1; done
+  [[ -s "$LLSD_KUBECONFIG" ]] && llsd_apiserver_ready
+}
+
+# Takes the state dir's lock on fd 9 (released when the process exits).
+llsd_lock() {
+  mkdir -p "$LLSD_STATE_DIR"
+  exec 9>"$LLSD_STATE_DIR/.lock"
+  flock 9
+}

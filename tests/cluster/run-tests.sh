@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Runs the smoke tests against the real control plane:
+#   up  ->  KUBECONFIG=<path> cargo test -p llsd-test-support [ARGS...]  ->  down
+# A cluster that was already running (started by hand, or by another run that
+# is still going) is left running. The cluster is stopped only by the last
+# run-tests.sh using it, and only if a run-tests.sh started it (marker
+# <state>/started-by = "run-tests:<pid>"). Exit code = cargo's.
+set -uo pipefail
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=lib.sh
+source "$HERE/lib.sh"
+set +e
+
+me="run-tests:$$"
+users="$LLSD_STATE_DIR/users"
+
+# shellcheck disable=SC2317  # invoked by the EXIT trap
+cleanup() {
+  local other starter pid
+  ( # the lock is held by a subshell so it is released however we got here
+    llsd_lock
+    rm -f "$users/$$"
+    other=""
+    for f in "$users"/*; do
+      [[ -e "$f" ]] || continue
+      pid="$(basename "$f")"
+      if kill -0 "$pid" 2>/dev/null; then other="$pid"; else rm -f "$f"; fi
+    done
+    starter="$(cat "$LLSD_STATE_DIR/started-by" 2>/dev/null || true)"
+    if [[ "$starter" == run-tests:* ]]; then
+      pid="${starter#run-tests:}"
+      if [[ -n "$other" ]]; then
+        llsd_log "leaving the cluster running: run-tests.sh pid $other still uses it"
+      elif [[ "$starter" == "$me" ]] || ! kill -0 "$pid" 2>/dev/null; then
+        llsd_stop_all
+        llsd_log "stopped the cluster (started by $starter)"
+      fi
+    else
+      llsd_log "leaving the cluster running: it was started by '${starter:-unknown}', not by run-tests.sh"
+    fi
+  )
+}
+
+mkdir -p "$users"
+touch "$users/$$"
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+kubeconfig="$(LLSD_CLUSTER_STARTED_BY="$me" "$HERE/up" | tail -n 1)"
+up_rc=$?
+if [[ $up_rc -ne 0 || -z "$kubeconfig" || ! -s "$kubeconfig" ]]; then
+  echo "run-tests: tests/cluster/up failed (exit $up_rc)" >&2
+  exit 1
+fi
+echo "run-tests: cluster started by $(cat "$LLSD_STATE_DIR/started-by" 2>/dev/null); KUBECONFIG=$kubeconfig" >&2
+
+cd "$HERE/../.."
+KUBECONFIG="$kubeconfig" cargo test -p llsd-test-support "$@"
+rc=$?
+exit "$rc"
