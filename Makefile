@@ -48,6 +48,7 @@ build:
 lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
+	cargo clippy --target wasm32-wasip2 -p llama-stack-config -p acme-llama-stack-plugin -p hostile-plugin -- -D warnings
 
 ## coverage: the engine's tests (unit, golden, properties) under llvm-cov; fails below the floor.
 coverage:
@@ -68,6 +69,7 @@ cluster-tests:
 
 bench:
 	cargo bench -p llama-stack-config --bench generate
+	cargo bench -p llama-stack-operator --bench plugin
 
 ## configs-check: regenerate configs/ from the pinned wheels and fail on drift (slow: installs wheels).
 configs-check:

@@ -4,7 +4,12 @@
 //! Pure: no files, network, environment, clock or randomness. Everything arrives in the call,
 //! so the same code runs natively, as a WASI component in the operator and in a browser.
 
+// Lets the component glue name this crate as vendor crates do.
+extern crate self as llama_stack_config;
+
 pub mod catalog;
+#[cfg(target_arch = "wasm32")]
+pub mod component;
 pub mod error;
 mod expand;
 mod render;
@@ -21,15 +26,36 @@ pub use request::{
 
 use serde::Serialize;
 
-/// Generates config.yaml for one spec; on failure, every field error found.
+pub use expand::Rule;
+
+/// Generates config.yaml for one spec with the built-in distributions; on failure, every
+/// field error found.
 pub fn generate(req: &GenerateRequest) -> Result<Generated, Vec<FieldError>> {
-    expand::generate(req)
+    expand::generate(catalog::builtin(), &[], req)
+}
+
+/// [`generate`] with another registry and extra rules: what a vendor plugin runs.
+pub fn generate_with(
+    registry: &'static catalog::Registry,
+    rules: &[Rule],
+    req: &GenerateRequest,
+) -> Result<Generated, Vec<FieldError>> {
+    expand::generate(registry, rules, req)
 }
 
 /// Checks a spec without secrets or cluster lookups (what admission can run). A direct image
 /// with no base config is not an error here: its labels are only read at reconcile time.
 pub fn validate(req: &GenerateRequest) -> Vec<FieldError> {
-    match generate(req) {
+    validate_with(catalog::builtin(), &[], req)
+}
+
+/// [`validate`] with another registry and extra rules.
+pub fn validate_with(
+    registry: &'static catalog::Registry,
+    rules: &[Rule],
+    req: &GenerateRequest,
+) -> Vec<FieldError> {
+    match generate_with(registry, rules, req) {
         Ok(_) => Vec::new(),
         Err(errors) => errors
             .into_iter()

@@ -1,3 +1,4 @@
 //! The llama-stack operator: CLI today; controller, webhooks and plugin host in later modules.
 
 pub mod cli;
+pub mod plugin;

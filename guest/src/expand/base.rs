@@ -1,6 +1,6 @@
 //! Which base config generation starts from (FR-027a..c, FR-027g, D11, D15).
 
-use crate::catalog::{self, Catalog};
+use crate::catalog::{Catalog, Registry};
 use crate::error::{Diagnostics, Reason};
 use crate::request::{BaseSource, ConfigSource, GenerateRequest, ResolvedDistribution};
 use crate::spec::Spec;
@@ -26,9 +26,14 @@ pub struct Base {
     pub pristine: Option<&'static Mapping>,
 }
 
-pub fn resolve(spec: &Spec, req: &GenerateRequest, d: &mut Diagnostics) -> Option<Base> {
+pub fn resolve(
+    registry: &'static Registry,
+    spec: &Spec,
+    req: &GenerateRequest,
+    d: &mut Diagnostics,
+) -> Option<Base> {
     let dist = match &spec.distribution.name {
-        Some(name) => match catalog::distribution(name) {
+        Some(name) => match registry.distribution(name) {
             Some(dist) => Some(dist),
             None => {
                 d.error(
@@ -36,7 +41,7 @@ pub fn resolve(spec: &Spec, req: &GenerateRequest, d: &mut Diagnostics) -> Optio
                     Reason::UnknownDistribution,
                     format!(
                         "Unknown distribution \"{name}\". Available distributions: {}",
-                        catalog::distribution_names().join(", ")
+                        registry.names().join(", ")
                     ),
                 );
                 return None;
@@ -116,7 +121,7 @@ pub fn resolve(spec: &Spec, req: &GenerateRequest, d: &mut Diagnostics) -> Optio
     Some(Base {
         doc,
         text,
-        catalog: dist.map(|x| x.catalog),
+        catalog: dist.map(|x| &*x.catalog),
         path,
         resolved,
         pristine,

@@ -13,7 +13,7 @@ mod server;
 mod storage;
 mod version;
 
-use crate::catalog::Catalog;
+use crate::catalog::{Catalog, Registry};
 use crate::error::{Diagnostics, FieldError};
 use crate::render;
 use crate::request::{GenerateRequest, Generated, SecretEnv};
@@ -83,13 +83,21 @@ fn is_legacy(doc: &Mapping) -> bool {
 }
 
 /// Runs the whole pipeline. Errors are every problem found, in spec order.
-pub fn generate(req: &GenerateRequest) -> Result<Generated, Vec<FieldError>> {
+/// A vendor's extra expansion step: runs on the config after the built-in steps, before the
+/// dependency check, hashing and rendering. Errors and warnings go to the diagnostics.
+pub type Rule = fn(&mut Mapping, &Spec, &mut crate::error::Diagnostics);
+
+pub fn generate(
+    registry: &'static Registry,
+    rules: &[Rule],
+    req: &GenerateRequest,
+) -> Result<Generated, Vec<FieldError>> {
     let mut d = Diagnostics::default();
     let spec = parse_spec(&req.spec, &mut d);
     if d.has_errors() {
         return Err(finish_errors(d));
     }
-    let Some(base) = base::resolve(&spec, req, &mut d) else {
+    let Some(base) = base::resolve(registry, &spec, req, &mut d) else {
         return Err(finish_errors(d));
     };
     let config_version = version::detect(&base, &mut d);
@@ -143,6 +151,9 @@ pub fn generate(req: &GenerateRequest) -> Result<Generated, Vec<FieldError>> {
     refs::clean(&mut cx);
     resources::apply(&mut cx);
     server::apply(&mut cx);
+    for rule in rules {
+        rule(&mut cx.doc, cx.spec, &mut cx.d);
+    }
     // Dependency gaps are consequences: report them only on an otherwise valid config.
     if !cx.d.has_errors() {
         deps::check(&mut cx, |c| match (&handed_gaps, pristine) {

@@ -1,6 +1,7 @@
 //! `llama-stack-operator generate -f CR.yaml [-o yaml|json]`.
 
 use super::{Format, input};
+use crate::plugin::{Host, Limits, PluginError};
 use llama_stack_config::{BaseConfigInput, BaseSource, ExternalProviderMetadata, GenerateRequest};
 use std::io::Write;
 use std::path::PathBuf;
@@ -22,16 +23,68 @@ pub struct Args {
     /// packageName, api}, as read from each provider image's lls-provider-spec.yaml.
     #[arg(long = "provider-metadata")]
     pub provider_metadata: Option<PathBuf>,
+    /// A vendor plugin (.wasm component) to generate with instead of the built-in one.
+    #[arg(long = "plugin", conflicts_with = "engine")]
+    pub plugin: Option<PathBuf>,
+    /// component: the built-in WASI component, as the operator runs it; native: the same
+    /// engine compiled into this binary (for comparison and debugging).
+    #[arg(long = "engine", value_enum, default_value = "component")]
+    pub engine: EngineKind,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum EngineKind {
+    Component,
+    Native,
+}
+
+/// Exit codes: 0 ok, 1 invalid input (field errors, unreadable files), 2 usage, 3 the plugin
+/// itself failed (trap, deadline, memory cap).
+const EXIT_PLUGIN: u8 = 3;
+
 pub fn run(args: &Args) -> ExitCode {
-    match request(args) {
-        Ok(req) => emit(args.output, &req),
+    let req = match request(args) {
+        Ok(req) => req,
         Err(e) => {
             eprintln!("error: {e}");
-            ExitCode::from(1)
+            return ExitCode::from(1);
         }
-    }
+    };
+    let result = match (args.engine, &args.plugin) {
+        (EngineKind::Native, _) => llama_stack_config::generate(&req),
+        (EngineKind::Component, plugin) => match through_component(plugin.as_deref(), &req) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(EXIT_PLUGIN);
+            }
+        },
+    };
+    emit(args.output, result)
+}
+
+fn through_component(
+    plugin: Option<&std::path::Path>,
+    req: &GenerateRequest,
+) -> Result<Result<llama_stack_config::Generated, Vec<llama_stack_config::FieldError>>, PluginError>
+{
+    let host = Host::new(Limits::default())?;
+    let plugin = match plugin {
+        None => host.load_default()?,
+        Some(path) => {
+            let bytes = std::fs::read(path).map_err(|source| PluginError::Read {
+                path: path.to_path_buf(),
+                source,
+            })?;
+            let name = path
+                .file_stem()
+                .and_then(|n| n.to_str())
+                .unwrap_or("vendor")
+                .to_string();
+            host.load(&name, &bytes)?
+        }
+    };
+    plugin.generate(&host, req)
 }
 
 fn request(args: &Args) -> Result<GenerateRequest, input::InputError> {
@@ -59,8 +112,11 @@ fn request(args: &Args) -> Result<GenerateRequest, input::InputError> {
     Ok(req)
 }
 
-fn emit(format: Format, req: &GenerateRequest) -> ExitCode {
-    match llama_stack_config::generate(req) {
+fn emit(
+    format: Format,
+    result: Result<llama_stack_config::Generated, Vec<llama_stack_config::FieldError>>,
+) -> ExitCode {
+    match result {
         Ok(out) => {
             for w in &out.warnings {
                 eprintln!("warning: {w}");

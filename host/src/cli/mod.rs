@@ -3,6 +3,7 @@
 mod distributions;
 mod generate;
 mod input;
+mod plugins;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use std::process::ExitCode;
@@ -33,11 +34,14 @@ pub enum Command {
         #[arg(short = 'o', long = "output", value_enum, default_value = "yaml")]
         output: Format,
     },
+    /// Load the built-in and the configured vendor plugins and list what each serves.
+    Plugins(plugins::Args),
 }
 
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Generate(args) => generate::run(&args),
         Command::Distributions { output } => distributions::run(output),
+        Command::Plugins(args) => plugins::run(&args),
     }
 }

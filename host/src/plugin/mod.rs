@@ -1,0 +1,317 @@
+//! The plugin host (D18): config plugins are WASI components implementing `wit/`, compiled
+//! once, instantiated per call in a fresh store with no capabilities, a memory cap and an
+//! execution deadline. A misbehaving plugin fails its own call and never the operator.
+
+mod error;
+mod registry;
+mod sandbox;
+
+pub use error::PluginError;
+pub use registry::{LoadFailure, PluginRegistry, PluginSource};
+
+use llama_stack_config::{FieldError, GenerateRequest, Generated};
+use sandbox::{Sandbox, State};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+use wasmtime::component::{Component, Linker};
+use wasmtime::{Config, Engine};
+
+mod bindings {
+    wasmtime::component::bindgen!({
+        world: "distribution-plugin",
+        path: "../wit",
+    });
+}
+
+use bindings::exports::llamastack::config::engine as wit;
+
+/// The component compiled into the operator binary (built from `guest/` by build.rs).
+pub static DEFAULT_PLUGIN: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/default-plugin.wasm"));
+/// sha256 of [`DEFAULT_PLUGIN`].
+pub const DEFAULT_PLUGIN_SHA256: &str = env!("LLSD_DEFAULT_PLUGIN_SHA256");
+
+/// Per-call resource limits.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Cap on a plugin's linear memory, in bytes.
+    pub memory_bytes: usize,
+    /// Wall-clock budget of one call.
+    pub deadline: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        // A typical generate needs a few MiB; the cap leaves room for large specs.
+        Limits {
+            memory_bytes: 64 << 20,
+            deadline: Duration::from_secs(2),
+        }
+    }
+}
+
+/// How often the epoch advances: the deadline's granularity.
+const TICK: Duration = Duration::from_millis(10);
+
+/// One wasmtime engine, its WASI linker and the epoch ticker.
+pub struct Host {
+    engine: Engine,
+    linker: Linker<State>,
+    limits: Limits,
+    stop: Arc<AtomicBool>,
+}
+
+impl Host {
+    pub fn new(limits: Limits) -> Result<Host, PluginError> {
+        let mut config = Config::new();
+        config.wasm_component_model(true).epoch_interruption(true);
+        let engine = Engine::new(&config).map_err(|e| PluginError::Engine {
+            message: e.to_string(),
+        })?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| PluginError::Engine {
+            message: e.to_string(),
+        })?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let (ticker, flag) = (engine.clone(), stop.clone());
+        std::thread::Builder::new()
+            .name("plugin-epoch".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    std::thread::sleep(TICK);
+                    ticker.increment_epoch();
+                }
+            })
+            .map_err(|e| PluginError::Engine {
+                message: format!("failed to start the epoch ticker: {e}"),
+            })?;
+        Ok(Host {
+            engine,
+            linker,
+            limits,
+            stop,
+        })
+    }
+
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// Compiles a component and prepares its instantiation; asks it what it serves.
+    pub fn load(&self, name: &str, bytes: &[u8]) -> Result<Plugin, PluginError> {
+        let started = Instant::now();
+        let component = Component::new(&self.engine, bytes).map_err(|e| PluginError::Compile {
+            plugin: name.to_string(),
+            message: format!("{e:#}"),
+        })?;
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .and_then(bindings::DistributionPluginPre::new)
+            .map_err(|e| PluginError::Link {
+                plugin: name.to_string(),
+                message: format!("{e:#}"),
+            })?;
+        let digest = llama_stack_config::content_hash(bytes);
+        let mut plugin = Plugin {
+            name: name.to_string(),
+            digest,
+            pre,
+            info: None,
+            compile_time: started.elapsed(),
+        };
+        let info = plugin.call(self, |e, s| e.call_info(s))?;
+        plugin.info = Some(PluginInfo::from(info));
+        tracing::info!(plugin = name, digest = %plugin.digest, compile_ms = plugin.compile_time.as_millis() as u64, "plugin loaded");
+        Ok(plugin)
+    }
+
+    /// The built-in plugin embedded in this binary.
+    pub fn load_default(&self) -> Result<Plugin, PluginError> {
+        self.load("builtin", DEFAULT_PLUGIN)
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// What a plugin serves (its `info`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PluginInfo {
+    pub name: String,
+    pub version: String,
+    pub distributions: Vec<DistributionInfo>,
+    pub image_repositories: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DistributionInfo {
+    pub name: String,
+    pub image: String,
+    pub llama_stack_version: String,
+    pub description: String,
+}
+
+impl From<wit::PluginInfo> for PluginInfo {
+    fn from(i: wit::PluginInfo) -> Self {
+        PluginInfo {
+            name: i.name,
+            version: i.version,
+            distributions: i
+                .distributions
+                .into_iter()
+                .map(|d| DistributionInfo {
+                    name: d.name,
+                    image: d.image,
+                    llama_stack_version: d.llama_stack_version,
+                    description: d.description,
+                })
+                .collect(),
+            image_repositories: i.image_repositories,
+        }
+    }
+}
+
+/// A compiled plugin, ready to be instantiated per call.
+pub struct Plugin {
+    name: String,
+    digest: String,
+    pre: bindings::DistributionPluginPre<State>,
+    info: Option<PluginInfo>,
+    compile_time: Duration,
+}
+
+impl Plugin {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// sha256 of the component bytes.
+    pub fn digest(&self) -> &str {
+        &self.digest
+    }
+
+    pub fn info(&self) -> Option<&PluginInfo> {
+        self.info.as_ref()
+    }
+
+    pub fn compile_time(&self) -> Duration {
+        self.compile_time
+    }
+
+    /// Generates config.yaml. The outer error is the plugin's fault (trap, deadline, memory);
+    /// the inner one is the user's (field errors).
+    pub fn generate(
+        &self,
+        host: &Host,
+        req: &GenerateRequest,
+    ) -> Result<Result<Generated, Vec<FieldError>>, PluginError> {
+        let json = request_json(&self.name, req)?;
+        let out = self.call(host, |e, s| e.call_generate(s, &json))?;
+        Ok(match out {
+            Ok(g) => Ok(generated(g).map_err(|message| PluginError::Protocol {
+                plugin: self.name.clone(),
+                message,
+            })?),
+            Err(errors) => Err(field_errors(&self.name, errors)?),
+        })
+    }
+
+    pub fn validate(
+        &self,
+        host: &Host,
+        req: &GenerateRequest,
+    ) -> Result<Vec<FieldError>, PluginError> {
+        let json = request_json(&self.name, req)?;
+        let errors = self.call(host, |e, s| e.call_validate(s, &json))?;
+        field_errors(&self.name, errors)
+    }
+
+    /// One call in a fresh sandbox.
+    fn call<R>(
+        &self,
+        host: &Host,
+        f: impl FnOnce(&wit::Guest, &mut wasmtime::Store<State>) -> wasmtime::Result<R>,
+    ) -> Result<R, PluginError> {
+        let mut sandbox = Sandbox::new(&host.engine, host.limits, TICK);
+        let result = self
+            .pre
+            .instantiate(&mut sandbox.store)
+            .and_then(|instance| f(instance.llamastack_config_engine(), &mut sandbox.store));
+        result.map_err(|e| sandbox.classify(&self.name, e))
+    }
+}
+
+fn request_json(plugin: &str, req: &GenerateRequest) -> Result<String, PluginError> {
+    serde_json::to_string(req).map_err(|e| PluginError::Protocol {
+        plugin: plugin.to_string(),
+        message: e.to_string(),
+    })
+}
+
+fn field_errors(
+    plugin: &str,
+    errors: Vec<wit::FieldError>,
+) -> Result<Vec<FieldError>, PluginError> {
+    errors
+        .into_iter()
+        .map(|e| {
+            let reason = serde_json::from_value(serde_json::Value::String(e.reason.clone()))
+                .map_err(|_| PluginError::Protocol {
+                    plugin: plugin.to_string(),
+                    message: format!("unknown error reason {:?}", e.reason),
+                })?;
+            Ok(FieldError {
+                path: e.path,
+                reason,
+                message: e.message,
+            })
+        })
+        .collect()
+}
+
+fn generated(g: wit::Generated) -> Result<Generated, String> {
+    let config_source = serde_json::from_value(serde_json::Value::String(
+        g.distribution.config_source.clone(),
+    ))
+    .map_err(|_| format!("unknown config source {:?}", g.distribution.config_source))?;
+    Ok(Generated {
+        config_yaml: g.config_yaml,
+        content_hash: g.content_hash,
+        env: g
+            .env
+            .into_iter()
+            .map(|e| llama_stack_config::SecretEnv {
+                name: e.name,
+                secret_name: e.secret_name,
+                secret_key: e.secret_key,
+            })
+            .collect(),
+        provider_count: g.provider_count,
+        resource_count: g.resource_count,
+        config_version: g.config_version,
+        warnings: g.warnings,
+        derived_secrets: g
+            .derived_secrets
+            .into_iter()
+            .map(|d| llama_stack_config::DerivedSecret {
+                name: d.name,
+                source_secret: d.source_secret,
+                source_key: d.source_key,
+                format: d.format,
+            })
+            .collect(),
+        distribution: llama_stack_config::ResolvedDistribution {
+            name: g.distribution.name,
+            image: g.distribution.image,
+            llama_stack_version: g.distribution.llama_stack_version,
+            config_source,
+            base_config_hash: g.distribution.base_config_hash,
+        },
+    })
+}
