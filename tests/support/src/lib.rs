@@ -241,21 +241,56 @@ where
     <K as Resource>::DynamicType: Default,
     F: Fn(&K) -> bool,
 {
+    let found = poll(api, name, timeout, "to meet the condition", |o| {
+        o.is_some_and(&cond)
+    })
+    .await?;
+    found.ok_or_else(|| anyhow!("{name} vanished after meeting the condition"))
+}
+
+/// Polls until `api.get(name)` is 404. On timeout the error shows the object as
+/// last seen (finalizers, deletionTimestamp, ownerReferences…).
+pub async fn wait_deleted<K>(api: &Api<K>, name: &str, timeout: Duration) -> Result<()>
+where
+    K: Clone + DeserializeOwned + Serialize + Debug + Resource,
+    <K as Resource>::DynamicType: Default,
+{
+    poll(api, name, timeout, "to be deleted", |o: Option<&K>| {
+        o.is_none()
+    })
+    .await
+    .map(|_| ())
+}
+
+/// Polls `api.get_opt(name)` until `done` accepts what it sees (None = absent).
+async fn poll<K>(
+    api: &Api<K>,
+    name: &str,
+    timeout: Duration,
+    goal: &str,
+    done: impl Fn(Option<&K>) -> bool,
+) -> Result<Option<K>>
+where
+    K: Clone + DeserializeOwned + Serialize + Debug + Resource,
+    <K as Resource>::DynamicType: Default,
+{
     let start = Instant::now();
     let mut last: Option<K> = None;
     let mut last_err: Option<String>;
     loop {
         match api.get_opt(name).await {
-            Ok(Some(obj)) => {
-                if cond(&obj) {
-                    return Ok(obj);
+            Ok(seen) => {
+                if done(seen.as_ref()) {
+                    return Ok(seen);
                 }
-                last = Some(obj);
-                last_err = None;
-            }
-            Ok(None) => {
-                last = None;
-                last_err = Some("not found".into());
+                last_err = if seen.is_none() {
+                    Some("not found".into())
+                } else {
+                    None
+                };
+                if seen.is_some() {
+                    last = seen;
+                }
             }
             Err(e) => last_err = Some(e.to_string()),
         }
@@ -267,44 +302,7 @@ where
                 (None, None) => "never seen".into(),
             };
             bail!(
-                "timed out after {:?} waiting for {kind} {}{name} to meet the condition; {seen}",
-                timeout,
-                api_ns_prefix(api)
-            );
-        }
-        tokio::time::sleep(POLL_INTERVAL).await;
-    }
-}
-
-/// Polls until `api.get(name)` is 404. On timeout the error shows the object as
-/// last seen (finalizers, deletionTimestamp, ownerReferences…).
-pub async fn wait_deleted<K>(api: &Api<K>, name: &str, timeout: Duration) -> Result<()>
-where
-    K: Clone + DeserializeOwned + Serialize + Debug + Resource,
-    <K as Resource>::DynamicType: Default,
-{
-    let start = Instant::now();
-    let mut last: Option<K> = None;
-    let mut last_err: Option<String>;
-    loop {
-        match api.get_opt(name).await {
-            Ok(None) => return Ok(()),
-            Ok(Some(obj)) => {
-                last = Some(obj);
-                last_err = None;
-            }
-            Err(e) => last_err = Some(e.to_string()),
-        }
-        if start.elapsed() >= timeout {
-            let kind = K::kind(&Default::default()).to_string();
-            let seen = match (&last, &last_err) {
-                (_, Some(e)) => format!("last attempt: {e}"),
-                (Some(o), None) => format!("still there, last seen:\n{}", describe(o)),
-                (None, None) => "never seen".into(),
-            };
-            bail!(
-                "timed out after {:?} waiting for {kind} {}{name} to be deleted; {seen}",
-                timeout,
+                "timed out after {timeout:?} waiting for {kind} {}{name} {goal}; {seen}",
                 api_ns_prefix(api)
             );
         }
