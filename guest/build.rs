@@ -1,6 +1,10 @@
 //! Embeds `configs/` into the engine and refuses to build when a distribution named in
 //! `distributions.json` lacks its base config or its provider catalog (seed task 2.2
 //! `validate-configs`, D2).
+//!
+//! Each base config is also compiled into a function that builds its YAML document directly:
+//! a plugin instance is fresh for every call, so parsing YAML at run time would be paid on
+//! every call.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -33,6 +37,8 @@ fn main() {
 
     let mut problems = Vec::new();
     let mut bases = String::new();
+    let mut builder_fns = String::new();
+    let mut builders: Vec<(String, String)> = Vec::new();
     let mut catalogs: Vec<String> = Vec::new();
     for entry in entries {
         let name = entry["name"].as_str().unwrap_or_default();
@@ -52,6 +58,22 @@ fn main() {
             base.display().to_string()
         )
         .unwrap();
+        match std::fs::read_to_string(&base).map(|t| serde_yaml::from_str::<serde_yaml::Value>(&t))
+        {
+            Ok(Ok(serde_yaml::Value::Mapping(m))) => {
+                let f = format!("base_{}", builders.len());
+                writeln!(
+                    builder_fns,
+                    "fn {f}() -> Mapping {{\n{}\n}}",
+                    mapping_code(&m)
+                )
+                .unwrap();
+                builders.push((name.to_string(), f));
+            }
+            Ok(Ok(_)) => problems.push(format!("{} is not a YAML mapping", base.display())),
+            Ok(Err(e)) => problems.push(format!("{} is not YAML: {e}", base.display())),
+            Err(_) => {}
+        }
         let cat = configs.join("catalogs").join(format!("{catalog}.json"));
         check(&cat, &mut problems);
         if !catalogs.contains(&catalog.to_string()) {
@@ -71,15 +93,65 @@ fn main() {
         )
         .unwrap();
     }
+    let table: String = builders
+        .iter()
+        .map(|(n, f)| format!("    ({n:?}, {f} as Builder),\n"))
+        .collect();
     let out = format!(
         "/// `configs/distributions.json`.\npub static DISTRIBUTIONS_JSON: &str = include_str!({:?});\n\
          /// Base `config.yaml` per distribution name.\npub static BASE_CONFIGS: &[(&str, &str)] = &[\n{bases}];\n\
-         /// Provider catalog per llama-stack release.\npub static CATALOGS: &[(&str, &str)] = &[\n{cats}];\n",
+         /// Provider catalog per llama-stack release.\npub static CATALOGS: &[(&str, &str)] = &[\n{cats}];\n\
+         use serde_yaml::{{Mapping, Number, Value}};\n\
+         /// Builds one parsed base config.\npub type Builder = fn() -> Mapping;\n\
+         /// Builders of the parsed base configs, by distribution name.\n\
+         pub static BASE_BUILDERS: &[(&str, Builder)] = &[\n{table}];\n{builder_fns}",
         index_path.display().to_string()
     );
     let dest =
         PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("embedded.rs");
     std::fs::write(dest, out).expect("write embedded.rs");
+}
+
+/// Rust code for an expression building `v`.
+fn value_code(v: &serde_yaml::Value) -> String {
+    use serde_yaml::Value;
+    match v {
+        Value::Null => "Value::Null".into(),
+        Value::Bool(b) => format!("Value::Bool({b})"),
+        Value::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                format!("Value::Number(Number::from({i}i64))")
+            } else if let Some(u) = n.as_u64() {
+                format!("Value::Number(Number::from({u}u64))")
+            } else {
+                let f = n.as_f64().unwrap_or_default();
+                format!(
+                    "Value::Number(Number::from(f64::from_bits({:#x})))",
+                    f.to_bits()
+                )
+            }
+        }
+        Value::String(s) => format!("Value::String(String::from({s:?}))"),
+        Value::Sequence(items) => {
+            let inner: Vec<String> = items.iter().map(value_code).collect();
+            format!("Value::Sequence(vec![{}])", inner.join(", "))
+        }
+        Value::Mapping(m) if m.is_empty() => "Value::Mapping(Mapping::new())".into(),
+        Value::Mapping(m) => format!("Value::Mapping({{ {} }})", mapping_code(m)),
+        Value::Tagged(_) => panic!("validate-configs: YAML tags are not supported in base configs"),
+    }
+}
+
+fn mapping_code(m: &serde_yaml::Mapping) -> String {
+    if m.is_empty() {
+        return "Mapping::new()".into();
+    }
+    let mut s = format!("let mut m = Mapping::with_capacity({});", m.len());
+    for (k, v) in m {
+        write!(s, " m.insert({}, {});", value_code(k), value_code(v)).unwrap();
+    }
+    s.push_str(" m");
+    s
 }
 
 fn check(path: &Path, problems: &mut Vec<String>) {

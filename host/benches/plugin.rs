@@ -32,6 +32,10 @@ fn bench(c: &mut Criterion) {
             b.iter(|| plugin.generate(&host, black_box(&req)))
         });
     }
+    // The fixed cost of a call: a fresh instance answering `info`.
+    c.bench_function("component/instantiate+info", |b| {
+        b.iter(|| host.load_info_only(black_box(&plugin)))
+    });
     let mut group = c.benchmark_group("cold-start");
     group
         .sample_size(10)

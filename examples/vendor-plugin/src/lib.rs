@@ -124,6 +124,9 @@ mod tests {
     #[test]
     fn serves_its_distribution_with_its_rule() {
         assert_eq!(registry().names(), vec!["acme-enterprise"]);
+        registry()
+            .check()
+            .expect("the embedded distribution and catalog parse");
         let req = GenerateRequest {
             name: Some("x".into()),
             spec: serde_yaml::from_str(

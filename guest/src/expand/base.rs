@@ -63,6 +63,18 @@ pub fn resolve(
             );
         return None;
     }
+    let catalog = match dist.map(|x| x.catalog()) {
+        None => None,
+        Some(Ok(c)) => Some(c),
+        Some(Err(e)) => {
+            d.error(
+                "spec.distribution.name",
+                Reason::InvalidBaseConfig,
+                format!("the plugin's provider catalog cannot be read ({e}); this is a defect of the plugin"),
+            );
+            return None;
+        }
+    };
     let pristine = if handed.is_none() {
         dist.and_then(|x| x.base_doc())
     } else {
@@ -121,7 +133,7 @@ pub fn resolve(
     Some(Base {
         doc,
         text,
-        catalog: dist.map(|x| &*x.catalog),
+        catalog,
         path,
         resolved,
         pristine,

@@ -126,6 +126,13 @@ impl Host {
         Ok(plugin)
     }
 
+    /// One fresh instance answering `info`: the fixed cost every call pays (benchmarks).
+    pub fn load_info_only(&self, plugin: &Plugin) -> Result<PluginInfo, PluginError> {
+        plugin
+            .call(self, |e, s| e.call_info(s))
+            .map(PluginInfo::from)
+    }
+
     /// The built-in plugin embedded in this binary.
     pub fn load_default(&self) -> Result<Plugin, PluginError> {
         self.load("builtin", DEFAULT_PLUGIN)
