@@ -26,8 +26,9 @@ demo: build
 ## test: every test: format, lint, engine unit/golden/property tests with coverage, the CLI,
 ## the real llama-stack validation and server start, the real control plane.
 test: toolchain lint coverage
-	@echo "==> operator crate tests"
+	@echo "==> operator crate tests (plugin host, component, hostile and vendor plugins)"
 	cargo test -p llama-stack-operator
+	cargo test -p acme-llama-stack-plugin
 	@$(MAKE) --no-print-directory python-tests
 	@$(MAKE) --no-print-directory cluster-tests
 
