@@ -13,6 +13,18 @@ pub enum BaseSource {
     OciLabel,
 }
 
+impl BaseSource {
+    /// What a base config handed in for `spec` is: the overrideConfig ConfigMap's content when
+    /// the spec names one, else the config an image's labels carry.
+    pub fn for_spec(spec: &Json) -> BaseSource {
+        if spec.get("overrideConfig").is_some() {
+            BaseSource::OverrideConfig
+        } else {
+            BaseSource::OciLabel
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BaseConfigInput {

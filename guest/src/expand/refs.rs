@@ -56,8 +56,10 @@ fn vector_stores(cx: &mut Context<'_>) {
         .and_then(|l| l.items.iter().map(crate::spec::Spec::effective_id).min());
     let mut warnings = Vec::new();
     if let Some(Value::Mapping(vs)) = cx.doc.get_mut("vector_stores") {
-        if let Some(id) =
-            yaml::str_of(&Value::Mapping(vs.clone()), "default_provider_id").map(str::to_string)
+        if let Some(id) = vs
+            .get("default_provider_id")
+            .and_then(Value::as_str)
+            .map(str::to_string)
             && !has_id(&vio, &id)
         {
             match &user_vio {

@@ -36,13 +36,9 @@ fn user_ids(spec: &Spec, api: &str) -> Vec<String> {
 
 /// FR-040 / FR-044 default: the CR's first provider of the API, else the base config's only
 /// (or first, for shields) unconditional one.
-fn default_provider(
-    cx: &Context<'_>,
-    api: &str,
-    only_if_single: bool,
-) -> Result<String, Vec<String>> {
+fn default_provider(cx: &Context<'_>, api: &str, only_if_single: bool) -> Option<String> {
     if let Some(first) = user_ids(cx.spec, api).into_iter().next() {
-        return Ok(first);
+        return Some(first);
     }
     let literal: Vec<String> = provider_ids(&cx.doc, api)
         .into_iter()
@@ -52,12 +48,9 @@ fn default_provider(
         })
         .collect();
     match literal.as_slice() {
-        [one] => Ok(one.clone()),
-        [first, ..] if !only_if_single => Ok(first.clone()),
-        _ => Err(provider_ids(&cx.doc, api)
-            .iter()
-            .map(|f| f.id().to_string())
-            .collect()),
+        [one] => Some(one.clone()),
+        [first, ..] if !only_if_single => Some(first.clone()),
+        _ => None,
     }
 }
 
@@ -94,15 +87,15 @@ fn models(cx: &mut Context<'_>, models: &[ModelSpec]) {
                 }
                 p.clone()
             }
-            (None, Ok(p)) => p.clone(),
-            (None, Err(candidates)) => {
+            (None, Some(p)) => p.clone(),
+            (None, None) => {
                 cx.d.error(
                     format!("{}.provider", m.path),
                     Reason::Required,
                     format!(
                         "no default inference provider: spec.providers.inference is empty and the base config has \
                          {}; set provider to one of: {}",
-                        if candidates.is_empty() { "none" } else { "several or only conditional ones" },
+                        if forms.is_empty() { "none" } else { "several or only conditional ones" },
                         list(forms.iter().map(|f| match f {
                             IdForm::Literal(id) => id.clone(),
                             IdForm::Conditional(id, var) => format!("{id} (only when env {var} is set)"),
@@ -202,8 +195,8 @@ fn shields(cx: &mut Context<'_>, shields: &[crate::spec::Named]) {
         return;
     }
     let provider = match default_provider(cx, "safety", false) {
-        Ok(p) => p,
-        Err(_) => {
+        Some(p) => p,
+        None => {
             cx.d.error(
                 "spec.resources.shields",
                 Reason::MissingProviderForResource,

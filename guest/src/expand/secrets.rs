@@ -45,7 +45,7 @@ impl Context<'_> {
 /// D7: two references must never produce one env var name (e.g. ids `a-b` and `a_b`).
 pub fn check_collisions(cx: &mut Context<'_>) {
     let mut seen: Vec<(String, String)> = Vec::new();
-    for (name, path) in cx.env_paths.clone() {
+    for (name, path) in std::mem::take(&mut cx.env_paths) {
         if let Some((_, first)) = seen.iter().find(|(n, _)| *n == name) {
             cx.d.error(
                 &path,

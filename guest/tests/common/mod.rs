@@ -33,11 +33,7 @@ pub fn request(dir: &Path) -> GenerateRequest {
     let mut req = llama_stack_config::resource::request_from_object(doc)
         .expect("cr.yaml is a LlamaStackDistribution");
     if let Ok(text) = fs::read_to_string(dir.join("base-config.yaml")) {
-        let source = if req.spec.get("overrideConfig").is_some() {
-            BaseSource::OverrideConfig
-        } else {
-            BaseSource::OciLabel
-        };
+        let source = BaseSource::for_spec(&req.spec);
         req.base_config = Some(BaseConfigInput { yaml: text, source });
     }
     if let Ok(text) = fs::read_to_string(dir.join("provider-metadata.yaml")) {

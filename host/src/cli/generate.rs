@@ -94,11 +94,7 @@ fn request(args: &Args) -> Result<GenerateRequest, input::InputError> {
     req.base_config = match &args.base_config {
         None => None,
         Some(p) => {
-            let source = if req.spec.get("overrideConfig").is_some() {
-                BaseSource::OverrideConfig
-            } else {
-                BaseSource::OciLabel
-            };
+            let source = BaseSource::for_spec(&req.spec);
             Some(BaseConfigInput {
                 yaml: input::read(p)?,
                 source,
