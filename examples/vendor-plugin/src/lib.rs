@@ -21,14 +21,15 @@ pub const ACME_CA_BUNDLE: &str = "/etc/acme/ca-bundle.pem";
 pub fn registry() -> &'static Registry {
     static REGISTRY: OnceLock<Registry> = OnceLock::new();
     REGISTRY.get_or_init(|| {
-        let catalog_json = catalog::builtin_catalog("llama-stack-0.7.3").unwrap_or("{}");
+        let catalog = catalog::builtin_catalog("llama-stack-0.7.3")
+            .unwrap_or(catalog::CatalogSource::Json("{}"));
         Registry::from_sources(
             include_str!("../distributions/distributions.json"),
             &[(
                 "acme-enterprise",
                 include_str!("../distributions/acme-enterprise/config.yaml"),
             )],
-            &[("llama-stack-0.7.3", catalog_json)],
+            &[("llama-stack-0.7.3", catalog)],
         )
         // Checked by this crate's tests; an empty registry serves nothing rather than panic.
         .unwrap_or_else(|_| Registry::empty())

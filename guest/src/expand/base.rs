@@ -1,6 +1,6 @@
 //! Which base config generation starts from (FR-027a..c, FR-027g, D11, D15).
 
-use crate::catalog::{Catalog, Registry};
+use crate::catalog::{Catalog, Distribution, Registry};
 use crate::error::{Diagnostics, Reason};
 use crate::request::{BaseSource, ConfigSource, GenerateRequest, ResolvedDistribution};
 use crate::spec::Spec;
@@ -21,9 +21,9 @@ pub struct Base {
     /// The field errors about the base config point at.
     pub path: &'static str,
     pub resolved: ResolvedDistribution,
-    /// The shared parsed base of an embedded distribution. `doc` is a copy without the
-    /// provider lists the CR replaces or disables; their base entries are read from here.
-    pub pristine: Option<&'static Mapping>,
+    /// The distribution whose embedded base this is. `doc` lacks the provider lists the CR
+    /// replaces or disables; their base entries come from here when needed.
+    pub embedded: Option<&'static Distribution>,
 }
 
 pub fn resolve(
@@ -75,11 +75,7 @@ pub fn resolve(
             return None;
         }
     };
-    let pristine = if handed.is_none() {
-        dist.and_then(|x| x.base_doc())
-    } else {
-        None
-    };
+    let embedded = if handed.is_none() { dist } else { None };
     let (text, doc, hash, source, path) = match (handed, dist) {
         (Some(b), _) => {
             let source = match b.source {
@@ -97,9 +93,9 @@ pub fn resolve(
         }
         (None, Some(dist)) => {
             let path = "spec.distribution.name";
-            // Parsed once per process; each call works on its own copy.
-            let doc = match dist.base_doc() {
-                Some(doc) => copy_without_replaced(doc, spec),
+            let skip = |api: &str| replaced_or_disabled(spec, api);
+            let doc = match dist.base_doc_without(&skip) {
+                Some(doc) => doc,
                 None => parse(dist.base_config, path, d)?,
             };
             (
@@ -136,42 +132,18 @@ pub fn resolve(
         catalog,
         path,
         resolved,
-        pristine,
+        embedded,
     })
 }
 
-/// Copies the base, leaving empty the provider lists the spec replaces (D6) or disables:
-/// copying them would be thrown away. Key order is kept.
-fn copy_without_replaced(base: &Mapping, spec: &Spec) -> Mapping {
-    let skip = |api: &str| {
-        spec.providers.iter().any(|l| l.api.config_name() == api)
-            || spec.disabled.iter().any(|n| {
-                crate::spec::Api::from_field(&n.name).map(|a| a.config_name()) == Some(api)
-            })
-    };
-    base.iter()
-        .map(|(k, v)| {
-            let v = match (k.as_str(), v) {
-                (Some("providers"), Value::Mapping(p)) => Value::Mapping(
-                    p.iter()
-                        .map(|(api, list)| {
-                            let keep = api.as_str().is_none_or(|a| !skip(a));
-                            (
-                                api.clone(),
-                                if keep {
-                                    list.clone()
-                                } else {
-                                    Value::Sequence(Vec::new())
-                                },
-                            )
-                        })
-                        .collect(),
-                ),
-                _ => v.clone(),
-            };
-            (k.clone(), v)
-        })
-        .collect()
+/// True when the spec replaces (D6) or disables the base's provider list of `api`: copying
+/// it would be thrown away.
+fn replaced_or_disabled(spec: &Spec, api: &str) -> bool {
+    spec.providers.iter().any(|l| l.api.config_name() == api)
+        || spec
+            .disabled
+            .iter()
+            .any(|n| crate::spec::Api::from_field(&n.name).map(|a| a.config_name()) == Some(api))
 }
 
 /// A run config: a YAML mapping with `providers`.

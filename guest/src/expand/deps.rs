@@ -43,10 +43,15 @@ pub fn gaps(doc: &Mapping, cat: &Catalog) -> Vec<Gap> {
             let Some(info) = cat.provider(api, ptype) else {
                 continue;
             };
-            for dep in &info.api_dependencies {
-                let dep = cat.routing_tables.get(dep).unwrap_or(dep);
-                if cat.has_api(dep) && !served.contains(&dep.as_str()) {
-                    out.push((api.to_string(), id.clone(), ptype.to_string(), dep.clone()));
+            for dep in info.api_dependencies {
+                let dep = cat.providable(dep);
+                if cat.has_api(dep) && !served.contains(&dep) {
+                    out.push((
+                        api.to_string(),
+                        id.clone(),
+                        ptype.to_string(),
+                        dep.to_string(),
+                    ));
                 }
             }
         }

@@ -38,7 +38,7 @@ pub fn apply(cx: &mut Context<'_>, metadata: &[ExternalProviderMetadata]) {
                 format!(
                     "the {api} API does not exist in llama-stack {}; its APIs are: {}",
                     cat.llama_stack_version,
-                    list(&cat.apis)
+                    list(cat.apis)
                 ),
             );
             continue;

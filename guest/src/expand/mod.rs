@@ -39,8 +39,8 @@ pub(crate) struct Context<'a> {
     pub release: String,
     /// Pre-0.3 layout: top-level `metadata_store`/`inference_store` and resource lists.
     pub legacy: bool,
-    /// See [`Base::pristine`].
-    pub pristine: Option<&'static Mapping>,
+    /// See [`Base::embedded`].
+    pub embedded: Option<&'static crate::catalog::Distribution>,
 }
 
 impl Context<'_> {
@@ -117,8 +117,8 @@ pub fn generate(
         .unwrap_or_else(|| "llama-stack".to_string());
     let legacy = is_legacy(&base.doc);
     // On the untouched base (the working copy lacks the lists the CR replaces). An embedded
-    // base is shared, so its gaps are only computed if the final config has any.
-    let handed_gaps = match (base.catalog, base.pristine) {
+    // base's gaps are only computed if the final config has any.
+    let handed_gaps = match (base.catalog, base.embedded) {
         (Some(c), None) => Some(deps::gaps(&base.doc, c)),
         _ => None,
     };
@@ -127,7 +127,7 @@ pub fn generate(
         text,
         catalog,
         resolved,
-        pristine,
+        embedded,
         ..
     } = base;
     let mut cx = Context {
@@ -142,7 +142,7 @@ pub fn generate(
         distro,
         release,
         legacy,
-        pristine,
+        embedded,
     };
     providers::apply(&mut cx);
     disabled::apply(&mut cx);
@@ -156,10 +156,12 @@ pub fn generate(
     }
     // Dependency gaps are consequences: report them only on an otherwise valid config.
     if !cx.d.has_errors() {
-        deps::check(&mut cx, |c| match (&handed_gaps, pristine) {
-            (Some(g), _) => g.clone(),
-            (None, Some(p)) => deps::gaps(p, c),
-            (None, None) => Vec::new(),
+        deps::check(&mut cx, |c| {
+            match (&handed_gaps, embedded.and_then(|e| e.base_doc())) {
+                (Some(g), _) => g.clone(),
+                (None, Some(p)) => deps::gaps(p, c),
+                (None, None) => Vec::new(),
+            }
         });
     }
     secrets::check_collisions(&mut cx);

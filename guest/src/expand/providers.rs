@@ -54,24 +54,22 @@ fn apply_list(cx: &mut Context<'_>, plist: &ProviderList) {
             format!(
                 "the {api} API does not exist in llama-stack {}{hint}; its APIs are: {}",
                 cat.llama_stack_version,
-                list(&cat.apis)
+                list(cat.apis)
             ),
         );
         return;
     }
     // Taken, not cloned: the list is replaced below, in place, so API order is kept. An
-    // embedded base left it empty in the working copy; its entries are in the shared parse.
+    // embedded base left it empty in the working copy; its entries are built on their own.
     let taken: Vec<Value> = match cx.doc.get_mut("providers").and_then(|p| p.get_mut(api)) {
         Some(Value::Sequence(seq)) => std::mem::take(seq),
         _ => Vec::new(),
     };
-    let base_entries: &[Value] = match cx
-        .pristine
-        .and_then(|p| p.get("providers")?.get(api)?.as_sequence())
-    {
-        Some(list) => list,
-        None => &taken,
+    let base_entries = match cx.embedded {
+        Some(dist) => dist.base_providers(api),
+        None => std::borrow::Cow::Owned(taken),
     };
+    let base_entries: &[Value] = &base_entries;
     let mut entries: Vec<(String, Value)> = Vec::new();
     for p in &plist.items {
         if let Some(entry) = expand_one(cx, api, p, base_entries) {
@@ -130,10 +128,10 @@ pub fn resolve_type(
         list(cat.types_of(api))
     );
     if let Some(other) = cat.providers.iter().find_map(|(other_api, types)| {
-        let hit = types.keys().any(|t| {
+        let hit = types.iter().any(|(t, _)| {
             t.rsplit("::").next() == Some(provider.rsplit("::").next().unwrap_or(provider))
         });
-        (hit && other_api != api).then_some(other_api)
+        (hit && *other_api != api).then_some(other_api)
     }) {
         msg.push_str(&format!(
             " (\"{provider}\" is a provider of the {other} API)"
@@ -174,7 +172,10 @@ fn expand_one(
         .cloned()
         .unwrap_or_default();
     let (endpoint_field, api_key_field) = match info {
-        Some(i) => (i.endpoint_field.clone(), i.api_key_field.clone()),
+        Some(i) => (
+            i.endpoint_field.map(str::to_string),
+            i.api_key_field.map(str::to_string),
+        ),
         // No catalog (a direct image or an overrideConfig base): the base entry of the same
         // type shows the names its release reads; the contract's url/api_key are the guess.
         None => {
@@ -306,11 +307,11 @@ fn warn_undeclared(
 ) {
     if let Some(info) = info
         && !info.fields.is_empty()
-        && !info.fields.iter().any(|f| f == field)
+        && !info.fields.contains(&field)
     {
         cx.d.warn(format!(
                 "{path}: {ptype} does not declare \"{field}\"; llama-stack ignores unknown keys silently (known: {})",
-                list(&info.fields)
+                list(info.fields)
             ));
     }
 }

@@ -285,9 +285,10 @@ const LEGACY_TOOL_GROUPS: [(&str, &str); 5] = [
 /// True when the release registers tool groups from its toolRuntime providers (0.7.3);
 /// older releases (0.2.x, 0.4.x) only register what the config's `tool_groups` lists.
 pub fn auto_registers(cat: &Catalog) -> bool {
-    cat.providers
-        .get("tool_runtime")
-        .is_some_and(|m| m.values().any(|i| !i.tool_groups.is_empty()))
+    cat.types_of("tool_runtime")
+        .iter()
+        .filter_map(|t| cat.provider("tool_runtime", t))
+        .any(|i| !i.tool_groups.is_empty())
 }
 
 /// The tool groups a toolRuntime provider type serves in this catalog's release.
@@ -295,7 +296,7 @@ pub fn groups_of(cat: &Catalog, provider_type: &str) -> Vec<String> {
     if auto_registers(cat) {
         return cat
             .provider("tool_runtime", provider_type)
-            .map(|i| i.tool_groups.clone())
+            .map(|i| i.tool_groups.iter().map(|g| g.to_string()).collect())
             .unwrap_or_default();
     }
     LEGACY_TOOL_GROUPS
@@ -338,10 +339,10 @@ fn tools(cx: &mut Context<'_>, tools: &[crate::spec::Named]) {
     }
     let Some(cat) = cx.catalog else { return };
     let all_types: Vec<String> = cat
-        .providers
-        .get("tool_runtime")
-        .map(|m| m.keys().cloned().collect())
-        .unwrap_or_default();
+        .types_of("tool_runtime")
+        .into_iter()
+        .map(str::to_string)
+        .collect();
     let serving = |group: &str| -> Vec<String> {
         all_types
             .iter()
