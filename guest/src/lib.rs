@@ -12,6 +12,8 @@ pub mod catalog;
 pub mod component;
 pub mod error;
 mod expand;
+#[cfg(feature = "one-shot-alloc")]
+pub mod one_shot_alloc;
 mod render;
 pub mod request;
 pub mod resource;

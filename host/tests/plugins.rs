@@ -254,3 +254,40 @@ fn a_request_that_is_not_json_is_a_field_error_not_a_trap() {
     let errors = plugin.validate(&host, &req).expect("no trap");
     assert_eq!(errors[0].path, "spec");
 }
+
+/// The plugin's allocator never reuses memory within a call (one_shot_alloc.rs): a large CR
+/// must still fit well inside the default cap, and give what native gives.
+#[test]
+fn a_large_spec_fits_in_a_quarter_of_the_memory_cap() {
+    let inference: Vec<serde_json::Value> = (0..20)
+        .map(|i| {
+            serde_json::json!({"id": format!("vllm-{i}"), "provider": "vllm",
+            "endpoint": format!("http://v{i}:8000/v1"),
+            "apiKey": {"secretKeyRef": {"name": format!("s{i}"), "key": "k"}}})
+        })
+        .collect();
+    let models: Vec<serde_json::Value> = (0..1000)
+        .map(|i| serde_json::json!({"name": format!("model-{i}"), "provider": format!("vllm-{}", i % 20)}))
+        .collect();
+    let req = GenerateRequest {
+        name: Some("large".into()),
+        spec: serde_json::json!({"distribution": {"name": "starter"},
+            "providers": {"inference": inference},
+            "resources": {"models": models}}),
+        ..Default::default()
+    };
+    let native = llama_stack_config::generate(&req).expect("native generates");
+    let cap = Limits::default().memory_bytes / 4;
+    let host = Host::new(Limits {
+        memory_bytes: cap,
+        ..Limits::default()
+    })
+    .expect("host starts");
+    let plugin = host.load_default().expect("loads");
+    let wasm = plugin
+        .generate(&host, &req)
+        .unwrap_or_else(|e| panic!("a 1000-model spec must fit in {cap} bytes: {e}"))
+        .expect("generates");
+    assert_eq!(native, wasm);
+    assert!(wasm.config_yaml.contains("model_id: model-999"));
+}
