@@ -11,7 +11,7 @@ OPERATOR := $(CARGO_TARGET_DIR)/debug/llama-stack-operator
 LLVM_COV_VERSION := 0.6.21
 COVERAGE_MIN := 80
 
-.PHONY: demo test toolchain build lint unit coverage golden python-tests cluster-tests bench configs-check clean-cache
+.PHONY: demo test toolchain build lint unit coverage golden crds python-tests cluster-tests bench configs-check clean-cache
 
 ## demo: generate a config.yaml from a sample LlamaStackDistribution on the embedded default.
 demo: build
@@ -55,6 +55,10 @@ lint:
 coverage:
 	@echo "==> engine tests with line coverage (floor $(COVERAGE_MIN)%)"
 	cargo llvm-cov -p llama-stack-config --fail-under-lines $(COVERAGE_MIN) --summary-only
+
+## crds: rewrite deploy/crd/ from the API types (the tests fail while it is stale).
+crds:
+	cargo run -q -p llama-stack-operator -- crds > deploy/crd/llamastackdistributions.llamastack.io.yaml
 
 ## golden: rewrite tests/golden/*/ expected files from the engine; review the diff before committing.
 golden:

@@ -1,5 +1,6 @@
 //! Command line: each subcommand is a thin shell over the engine.
 
+mod crds;
 mod distributions;
 mod generate;
 mod input;
@@ -36,6 +37,8 @@ pub enum Command {
     },
     /// Load the built-in and the configured vendor plugins and list what each serves.
     Plugins(plugins::Args),
+    /// Print the LlamaStackDistribution CRD (both versions) as YAML.
+    Crds,
 }
 
 pub fn run(cli: Cli) -> ExitCode {
@@ -43,5 +46,6 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Generate(args) => generate::run(&args),
         Command::Distributions { output } => distributions::run(output),
         Command::Plugins(args) => plugins::run(&args),
+        Command::Crds => crds::run(),
     }
 }

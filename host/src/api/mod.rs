@@ -1,0 +1,7 @@
+//! The `LlamaStackDistribution` API: v1alpha1 (served, for existing manifests) and v1alpha2
+//! (stored), and the CRD made from both. Types only: no I/O, nothing about config.yaml.
+
+pub mod crd;
+pub mod shared;
+pub mod v1alpha1;
+pub mod v1alpha2;
