@@ -24,7 +24,7 @@ KWOK_VERSION="$(_llsd_modver kwok sigs.k8s.io/kwok)"
 
 llsd_component_version() {
   case "$1" in
-    kube-apiserver|kube-controller-manager|kube-scheduler) echo "$KUBE_VERSION" ;;
+    kube-apiserver|kube-controller-manager|kube-scheduler|kubectl) echo "$KUBE_VERSION" ;;
     etcd) echo "$ETCD_VERSION" ;;
     kwok) echo "$KWOK_VERSION" ;;
     *) echo "unknown component: $1" >&2; return 1 ;;
@@ -48,10 +48,10 @@ _llsd_build_one() {
     return 0
   fi
   case "$c" in
-    kube-*)
+    kube-*|kubectl)
       moddir="$LLSD_CLUSTER_SRC/kube"; pkg="k8s.io/kubernetes/cmd/$c"
       # Measured on 2 cores, in this order (they share most packages via GOCACHE).
-      case "$c" in kube-apiserver) est="~7" ;; kube-controller-manager) est="~2" ;; *) est="~1" ;; esac
+      case "$c" in kube-apiserver) est="~7" ;; kube-controller-manager|kubectl) est="~2" ;; *) est="~1" ;; esac
       local major="${KUBE_VERSION#v}" minor p date
       minor="${major#*.}"; minor="${minor%%.*}"; major="${major%%.*}"
       # buildDate: the release's date on the module proxy (reproducible).
@@ -107,7 +107,7 @@ llsd_build() {
   exec 8>&-
 }
 
-LLSD_ALL_COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok)
+LLSD_ALL_COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok kubectl)
 
 if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
   if [[ $# -eq 0 ]]; then set -- "${LLSD_ALL_COMPONENTS[@]}"; fi

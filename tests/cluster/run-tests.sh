@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the smoke tests against the real control plane:
-#   up  ->  KUBECONFIG=<path> cargo test -p llsd-test-support [ARGS...]  ->  down
+#   up  ->  KUBECONFIG=<path> LLSD_KUBECTL=<kubectl> cargo test -p llsd-test-support [ARGS...]  ->  down
 # A cluster that was already running (started by hand, or by another run that
 # is still going) is left running. The cluster is stopped only by the last
 # run-tests.sh using it, and only if a run-tests.sh started it (marker
@@ -56,6 +56,6 @@ fi
 echo "run-tests: cluster started by $(cat "$LLSD_STATE_DIR/started-by" 2>/dev/null); KUBECONFIG=$kubeconfig" >&2
 
 cd "$HERE/../.."
-KUBECONFIG="$kubeconfig" cargo test -p llsd-test-support "$@"
+KUBECONFIG="$kubeconfig" LLSD_KUBECTL="$(llsd_bin kubectl)" cargo test -p llsd-test-support "$@"
 rc=$?
 exit "$rc"

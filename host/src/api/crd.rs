@@ -2,8 +2,8 @@
 //! `llama-stack-operator crds` and committed under `deploy/crd/` (drift-checked by tests).
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
-    CustomResourceConversion, CustomResourceDefinition, ServiceReference, WebhookClientConfig,
-    WebhookConversion,
+    CustomResourceConversion, CustomResourceDefinition, JSONSchemaProps, JSONSchemaPropsOrArray,
+    JSONSchemaPropsOrBool, ServiceReference, WebhookClientConfig, WebhookConversion,
 };
 use kube::CustomResourceExt;
 use kube::core::crd::merge_crds;
@@ -39,7 +39,37 @@ pub fn crd() -> Result<CustomResourceDefinition, CrdError> {
         strategy: "None".into(),
         webhook: None,
     });
+    for version in &mut crd.spec.versions {
+        if let Some(schema) = version
+            .schema
+            .as_mut()
+            .and_then(|s| s.open_api_v3_schema.as_mut())
+        {
+            unwrap_descriptions(schema);
+        }
+    }
     Ok(crd)
+}
+
+/// Doc comments arrive with their source line breaks; `kubectl explain` wraps text itself,
+/// so a break inside a paragraph would show as a ragged line. Paragraph breaks stay.
+fn unwrap_descriptions(schema: &mut JSONSchemaProps) {
+    if let Some(d) = schema.description.as_mut() {
+        *d = d
+            .split("\n\n")
+            .map(|p| p.split('\n').map(str::trim).collect::<Vec<_>>().join(" "))
+            .collect::<Vec<_>>()
+            .join("\n\n");
+    }
+    for child in schema.properties.iter_mut().flat_map(|p| p.values_mut()) {
+        unwrap_descriptions(child);
+    }
+    if let Some(JSONSchemaPropsOrArray::Schema(items)) = schema.items.as_mut() {
+        unwrap_descriptions(items);
+    }
+    if let Some(JSONSchemaPropsOrBool::Schema(extra)) = schema.additional_properties.as_mut() {
+        unwrap_descriptions(extra);
+    }
 }
 
 /// Points conversion at the operator's webhook (the conversion issue fills in the endpoint).
@@ -243,6 +273,29 @@ mod tests {
         if let Some(ap) = s.get("additionalProperties") {
             described(&format!("{path}{{}}"), ap, missing);
         }
+    }
+
+    #[test]
+    fn descriptions_have_no_line_breaks_inside_paragraphs() {
+        let yaml = crd_yaml().expect("builds");
+        let crd: Value = serde_yaml::from_str(&yaml).expect("parses");
+        fn walk(v: &Value, bad: &mut Vec<String>) {
+            match v {
+                Value::Object(m) => {
+                    if let Some(Value::String(d)) = m.get("description")
+                        && d.replace("\n\n", "").contains('\n')
+                    {
+                        bad.push(d.clone());
+                    }
+                    m.values().for_each(|c| walk(c, bad));
+                }
+                Value::Array(a) => a.iter().for_each(|c| walk(c, bad)),
+                _ => {}
+            }
+        }
+        let mut bad = Vec::new();
+        walk(&crd, &mut bad);
+        assert!(bad.is_empty(), "{bad:#?}");
     }
 
     #[test]

@@ -1,4 +1,4 @@
-// Wrapper module: builds kube-apiserver, kube-controller-manager and kube-scheduler
+// Wrapper module: builds kube-apiserver, kube-controller-manager, kube-scheduler and kubectl
 // of Kubernetes v1.36.5 from the Go module proxy (see ../build.sh).
 module llsd.test/cluster/kube
 

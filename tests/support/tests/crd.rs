@@ -517,9 +517,37 @@ async fn every_v1alpha1_shape_applies() -> Result<()> {
     Ok(())
 }
 
+/// Runs the kubectl that `tests/cluster/build.sh` built (run-tests.sh sets `LLSD_KUBECTL`).
+fn kubectl(args: &[&str]) -> Result<String> {
+    let bin = std::env::var_os("LLSD_KUBECTL").ok_or_else(|| {
+        anyhow!("LLSD_KUBECTL is unset: run the cluster tests with tests/cluster/run-tests.sh")
+    })?;
+    let out = std::process::Command::new(&bin)
+        .args(args)
+        .output()
+        .with_context(|| format!("running {bin:?}"))?;
+    ensure!(
+        out.status.success(),
+        "kubectl {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The first line of a kubectl table, split into column names.
+fn header(table: &str) -> Vec<String> {
+    table
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(str::to_string)
+        .collect()
+}
+
 /// `kubectl get` asks the API server for a Table and prints its columns (`-o wide` adds the
 /// priority-1 ones); `kubectl explain` renders the OpenAPI v3 schema the server publishes.
-/// Both are checked at that source.
+/// Both are checked at the source and through kubectl itself.
 #[tokio::test]
 async fn printer_columns_and_field_descriptions_are_served() -> Result<()> {
     let client = client().await?;
@@ -591,6 +619,48 @@ async fn printer_columns_and_field_descriptions_are_served() -> Result<()> {
         row[5] == json!("docker.io/llamastack/distribution-starter:0.7.3")
             && row[6] == json!("demo-config-0123abcd"),
         "wide cells: {row}"
+    );
+
+    let get = kubectl(&["get", "llsd", "-n", ns.name()])?;
+    ensure!(
+        header(&get) == ["NAME", "PHASE", "PROVIDERS", "AVAILABLE", "AGE"],
+        "kubectl get llsd:\n{get}"
+    );
+    let wide = kubectl(&["get", "llsd", "-n", ns.name(), "-o", "wide"])?;
+    ensure!(
+        header(&wide)
+            == [
+                "NAME",
+                "PHASE",
+                "PROVIDERS",
+                "AVAILABLE",
+                "AGE",
+                "DISTRIBUTION",
+                "CONFIG"
+            ],
+        "kubectl get llsd -o wide:\n{wide}"
+    );
+    ensure!(
+        wide.contains("demo-config-0123abcd") && wide.contains("distribution-starter:0.7.3"),
+        "kubectl get llsd -o wide:\n{wide}"
+    );
+    let explain = kubectl(&["explain", "llsd.spec.providers"])?;
+    for text in [
+        "VERSION:    v1alpha2",
+        "replaces the distribution's providers",
+        "inference",
+        "vectorIo",
+        "Tool runtime providers",
+    ] {
+        ensure!(
+            explain.contains(text),
+            "kubectl explain llsd.spec.providers lacks {text:?}:\n{explain}"
+        );
+    }
+    let explain = kubectl(&["explain", "llsd.spec.providers.inference"])?;
+    ensure!(
+        explain.contains("Provider ID in config.yaml"),
+        "kubectl explain llsd.spec.providers.inference:\n{explain}"
     );
 
     // kubectl explain llsd.spec.providers reads /openapi/v3.
