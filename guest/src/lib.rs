@@ -10,6 +10,7 @@ extern crate self as llama_stack_config;
 pub mod catalog;
 #[cfg(target_arch = "wasm32")]
 pub mod component;
+pub mod convert;
 pub mod error;
 mod expand;
 #[cfg(feature = "one-shot-alloc")]
