@@ -116,6 +116,29 @@ fn to_wit(g: Generated) -> wit::Generated {
     }
 }
 
+/// v1alpha1 <-> v1alpha2 (`crate::convert`). Only the built-in plugin exports it: the
+/// operator converts with the built-in engine, never a vendor's.
+pub fn convert(object: String, to_version: String) -> Result<String, wit::ConvertError> {
+    let field = |path: &str, message: String| {
+        wit::ConvertError::Invalid(vec![wit::FieldError {
+            path: path.into(),
+            reason: "Invalid".into(),
+            message,
+        }])
+    };
+    let to = crate::convert::Version::parse(&to_version).ok_or_else(|| {
+        field(
+            "toVersion",
+            format!("{to_version} is not a version: use v1alpha1 or v1alpha2"),
+        )
+    })?;
+    let value: serde_json::Value = serde_json::from_str(&object)
+        .map_err(|e| field("object", format!("the object is not JSON: {e}")))?;
+    let out =
+        crate::convert::convert(&value, to).map_err(|e| wit::ConvertError::Invalid(errors(e)))?;
+    serde_json::to_string(&out).map_err(|e| field("object", format!("cannot encode: {e}")))
+}
+
 /// The built-in plugin: the distributions of `configs/`, no extra rules.
 pub static BUILTIN: PluginDef = PluginDef {
     name: "llama-stack-operator-builtin",
@@ -140,10 +163,8 @@ impl Guest for Builtin {
         validate(&BUILTIN, request)
     }
 
-    fn convert(_object: String, _to_version: String) -> Result<String, wit::ConvertError> {
-        Err(wit::ConvertError::Unsupported(
-            "conversion arrives with the conversion webhook (issue 6)".into(),
-        ))
+    fn convert(object: String, to_version: String) -> Result<String, wit::ConvertError> {
+        convert(object, to_version)
     }
 }
 

@@ -291,3 +291,48 @@ fn a_large_spec_fits_in_a_quarter_of_the_memory_cap() {
     assert_eq!(native, wasm);
     assert!(wasm.config_yaml.contains("model_id: model-999"));
 }
+
+/// FR-080..083 through the component the webhook will call: the same result as the native
+/// engine, both directions; a vendor plugin refuses (conversion is always the built-in's).
+#[test]
+fn conversion_runs_in_the_builtin_component_and_nowhere_else() {
+    use llama_stack_config::convert::{Version, convert};
+    use llama_stack_operator::plugin::ConvertRefusal;
+    let host = host();
+    let plugin = host.load_default().expect("loads");
+    let v1 = serde_json::json!({"apiVersion": "llamastack.io/v1alpha1", "kind": "LlamaStackDistribution",
+        "metadata": {"name": "old"},
+        "spec": {"replicas": 2, "server": {"distribution": {"name": "starter"},
+            "containerSpec": {"name": "custom", "port": 8080}, "userConfig": {"configMapName": "cfg"}},
+            "network": {"exposeRoute": true}}});
+    let hub = plugin
+        .convert(&host, &v1, "v1alpha2")
+        .expect("no trap")
+        .expect("converts");
+    assert_eq!(
+        hub,
+        convert(&v1, Version::V1alpha2).expect("native converts")
+    );
+    assert_eq!(hub["spec"]["networking"]["port"], 8080);
+    let back = plugin
+        .convert(&host, &hub, "v1alpha1")
+        .expect("no trap")
+        .expect("converts");
+    assert_eq!(back, v1);
+    match plugin.convert(&host, &serde_json::json!({"kind": "Pod"}), "v1alpha2") {
+        Ok(Err(ConvertRefusal::Invalid(errors))) => assert_eq!(errors[0].path, "kind"),
+        other => panic!("a Pod is refused with a field error: {other:?}"),
+    }
+    match plugin.convert(&host, &v1, "v2") {
+        Ok(Err(ConvertRefusal::Invalid(errors))) => assert_eq!(errors[0].path, "toVersion"),
+        other => panic!("an unknown version is refused: {other:?}"),
+    }
+    let acme = plugin_support::component("acme-llama-stack-plugin", None);
+    let vendor = host
+        .load("acme", &std::fs::read(acme).expect("read"))
+        .expect("loads");
+    assert!(matches!(
+        vendor.convert(&host, &v1, "v1alpha2"),
+        Ok(Err(ConvertRefusal::Unsupported(_)))
+    ));
+}

@@ -1,5 +1,6 @@
 //! Command line: each subcommand is a thin shell over the engine.
 
+mod convert;
 mod crds;
 mod distributions;
 mod generate;
@@ -39,6 +40,8 @@ pub enum Command {
     Plugins(plugins::Args),
     /// Print the LlamaStackDistribution CRD (both versions) as YAML.
     Crds,
+    /// Convert a LlamaStackDistribution between v1alpha1 and v1alpha2, offline.
+    Convert(convert::Args),
 }
 
 pub fn run(cli: Cli) -> ExitCode {
@@ -47,5 +50,6 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Distributions { output } => distributions::run(output),
         Command::Plugins(args) => plugins::run(&args),
         Command::Crds => crds::run(),
+        Command::Convert(args) => convert::run(&args),
     }
 }

@@ -184,6 +184,15 @@ impl From<wit::PluginInfo> for PluginInfo {
     }
 }
 
+/// Why a conversion produced no object.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ConvertRefusal {
+    /// The plugin does not convert (only the built-in one does).
+    Unsupported(String),
+    /// The object is not a convertible LlamaStackDistribution.
+    Invalid(Vec<FieldError>),
+}
+
 /// A compiled plugin, ready to be instantiated per call.
 pub struct Plugin {
     name: String,
@@ -237,6 +246,33 @@ impl Plugin {
         let json = request_json(&self.name, req)?;
         let errors = self.call(host, |e, s| e.call_validate(s, &json))?;
         field_errors(&self.name, errors)
+    }
+
+    /// Converts a LlamaStackDistribution object to `to_version` (FR-080..083). The inner
+    /// error is the input's fault (field errors) or the plugin's refusal (`Unsupported`).
+    pub fn convert(
+        &self,
+        host: &Host,
+        object: &serde_json::Value,
+        to_version: &str,
+    ) -> Result<Result<serde_json::Value, ConvertRefusal>, PluginError> {
+        let json = serde_json::to_string(object).map_err(|e| PluginError::Protocol {
+            plugin: self.name.clone(),
+            message: e.to_string(),
+        })?;
+        let out = self.call(host, |e, s| e.call_convert(s, &json, to_version))?;
+        Ok(match out {
+            Ok(text) => Ok(
+                serde_json::from_str(&text).map_err(|e| PluginError::Protocol {
+                    plugin: self.name.clone(),
+                    message: format!("convert returned invalid JSON: {e}"),
+                })?,
+            ),
+            Err(wit::ConvertError::Unsupported(why)) => Err(ConvertRefusal::Unsupported(why)),
+            Err(wit::ConvertError::Invalid(errors)) => {
+                Err(ConvertRefusal::Invalid(field_errors(&self.name, errors)?))
+            }
+        })
     }
 
     /// One call in a fresh sandbox.
