@@ -72,24 +72,35 @@ fn unwrap_descriptions(schema: &mut JSONSchemaProps) {
     }
 }
 
-/// Points conversion at the operator's webhook (the conversion issue fills in the endpoint).
+/// Points conversion at the operator's webhook Service (path [`CONVERSION_PATH`]).
 pub fn with_conversion_webhook(
-    mut crd: CustomResourceDefinition,
+    crd: CustomResourceDefinition,
     service: ServiceReference,
     ca_bundle: Option<Vec<u8>>,
+) -> CustomResourceDefinition {
+    with_conversion_client(
+        crd,
+        WebhookClientConfig {
+            service: Some(ServiceReference {
+                path: Some(CONVERSION_PATH.into()),
+                ..service
+            }),
+            ca_bundle: ca_bundle.map(k8s_openapi::ByteString),
+            url: None,
+        },
+    )
+}
+
+/// Points conversion at any webhook endpoint (a URL for an operator outside the cluster).
+pub fn with_conversion_client(
+    mut crd: CustomResourceDefinition,
+    client: WebhookClientConfig,
 ) -> CustomResourceDefinition {
     crd.spec.conversion = Some(CustomResourceConversion {
         strategy: "Webhook".into(),
         webhook: Some(WebhookConversion {
             conversion_review_versions: vec!["v1".into()],
-            client_config: Some(WebhookClientConfig {
-                service: Some(ServiceReference {
-                    path: Some(CONVERSION_PATH.into()),
-                    ..service
-                }),
-                ca_bundle: ca_bundle.map(k8s_openapi::ByteString),
-                url: None,
-            }),
+            client_config: Some(client),
         }),
     });
     crd

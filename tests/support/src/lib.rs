@@ -423,3 +423,16 @@ where
         }
     }
 }
+
+/// True once a CustomResourceDefinition reports `Established=True` (its API is served).
+pub fn crd_established(
+    crd: &k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+) -> bool {
+    crd.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| {
+            cs.iter()
+                .any(|c| c.type_ == "Established" && c.status == "True")
+        })
+}

@@ -8,45 +8,39 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
 use llama_stack_operator::api::crd;
-use llsd_test_support::k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use llsd_test_support::kube::Client;
-use llsd_test_support::kube::api::{
-    Api, ApiResource, DynamicObject, Patch, PatchParams, PostParams,
-};
-use llsd_test_support::kube::core::GroupVersionKind;
-use llsd_test_support::{TestNamespace, client, wait_for};
+use llsd_test_support::kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
+use llsd_test_support::{TestNamespace, client};
 use serde_json::{Value, json};
 use tokio::sync::OnceCell;
 
-const TIMEOUT: Duration = Duration::from_secs(60);
-const CRD_NAME: &str = "llamastackdistributions.llamastack.io";
+mod common;
+use common::{llsd_api, object, v1alpha1_samples};
 
 /// Installs the CRD once per test binary (server-side apply: idempotent across runs) and
 /// waits until both versions are served.
 async fn install_crd(client: &Client) -> Result<()> {
     static DONE: OnceCell<()> = OnceCell::const_new();
     DONE.get_or_try_init(|| async {
-        let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-        let crd = crd::crd().context("building the CRD")?;
-        crds.patch(
-            CRD_NAME,
-            &PatchParams::apply("llsd-crd-test").force(),
-            &Patch::Apply(&crd),
-        )
-        .await
-        .context("applying the CRD (a non-structural schema or a CEL rule over the cost budget fails here)")?;
-        wait_for(&crds, CRD_NAME, TIMEOUT, |c| {
-            c.status
-                .as_ref()
-                .and_then(|s| s.conditions.as_ref())
-                .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Established" && c.status == "True"))
-        })
-        .await?;
+        common::install_crd(client, crd::crd().context("building the CRD")?).await?;
         // Established can precede discovery; wait until a dry-run create is served.
         for _ in 0..100 {
             let api = llsd_api(client, "default", "v1alpha2");
-            let probe = object("v1alpha2", "probe", json!({"distribution": {"name": "starter"}}));
-            match api.create(&PostParams { dry_run: true, ..Default::default() }, &probe).await {
+            let probe = object(
+                "v1alpha2",
+                "probe",
+                json!({"distribution": {"name": "starter"}}),
+            );
+            match api
+                .create(
+                    &PostParams {
+                        dry_run: true,
+                        ..Default::default()
+                    },
+                    &probe,
+                )
+                .await
+            {
                 Ok(_) => return Ok(()),
                 Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
             }
@@ -55,22 +49,6 @@ async fn install_crd(client: &Client) -> Result<()> {
     })
     .await
     .copied()
-}
-
-fn llsd_api(client: &Client, ns: &str, version: &str) -> Api<DynamicObject> {
-    let gvk = GroupVersionKind::gvk("llamastack.io", version, "LlamaStackDistribution");
-    let ar = ApiResource::from_gvk_with_plural(&gvk, "llamastackdistributions");
-    Api::namespaced_with(client.clone(), ns, &ar)
-}
-
-fn object(version: &str, name: &str, spec: Value) -> DynamicObject {
-    serde_json::from_value(json!({
-        "apiVersion": format!("llamastack.io/{version}"),
-        "kind": "LlamaStackDistribution",
-        "metadata": {"name": name},
-        "spec": spec,
-    }))
-    .expect("a LlamaStackDistribution literal")
 }
 
 /// What the API server must do with one spec.
@@ -392,55 +370,6 @@ async fn cel_rules_accept_and_reject_with_their_messages() -> Result<()> {
         failures.join("\n  ")
     );
     Ok(())
-}
-
-/// Every field of the v1alpha1 reference (§1.2), in manifests of our own.
-fn v1alpha1_samples() -> Vec<(&'static str, Value)> {
-    vec![
-        (
-            "minimal",
-            json!({"server": {"distribution": {"name": "starter"}}}),
-        ),
-        // The upstream e2e sample's shape.
-        (
-            "starter-e2e",
-            json!({
-            "replicas": 1,
-            "server": {
-                "distribution": {"name": "starter"},
-                "containerSpec": {"name": "llama-stack", "port": 8321,
-                                  "resources": {"requests": {"cpu": "1", "memory": "2Gi"}, "limits": {"memory": "4Gi"}},
-                                  "env": [{"name": "OLLAMA_URL", "value": "http://ollama-server-service.ollama-dist.svc.cluster.local:11434"},
-                                          {"name": "INFERENCE_MODEL", "value": "llama3.2:1b"}]},
-                "workers": 2,
-                "podDisruptionBudget": {"maxUnavailable": 1},
-                "topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone", "whenUnsatisfiable": "ScheduleAnyway",
-                                               "labelSelector": {"matchLabels": {"app.kubernetes.io/instance": "starter-e2e"}}}],
-                "autoscaling": {"minReplicas": 1, "maxReplicas": 5, "targetCPUUtilizationPercentage": 75, "targetMemoryUtilizationPercentage": 70},
-                "storage": {"size": "20Gi", "mountPath": "/home/lls/.lls"}}}),
-        ),
-        // User config, CA bundle, network, pod overrides, a direct image.
-        (
-            "custom-image",
-            json!({
-            "replicas": 2,
-            "server": {
-                "distribution": {"image": "quay.io/acme/llama-stack:0.7.3"},
-                "containerSpec": {"name": "server", "command": ["/bin/sh", "-c"], "args": ["exec llama stack run"]},
-                "podOverrides": {"serviceAccountName": "custom-sa", "terminationGracePeriodSeconds": 0,
-                                 "volumes": [{"name": "cache", "emptyDir": {}}],
-                                 "volumeMounts": [{"name": "cache", "mountPath": "/cache"}]},
-                "podDisruptionBudget": {"minAvailable": "50%"},
-                "storage": {},
-                "userConfig": {"configMapName": "llama-config", "configMapNamespace": "other"},
-                "tlsConfig": {"caBundle": {"configMapName": "custom-ca-bundle", "configMapNamespace": "certs", "configMapKeys": ["ca.crt", "extra.crt"]}}},
-            "network": {"exposeRoute": true, "allowedFrom": {"namespaces": ["*"], "labels": ["team"]}}}),
-        ),
-        (
-            "replicas-zero",
-            json!({"replicas": 0, "server": {"distribution": {"name": "remote-vllm"}}, "network": {"exposeRoute": false}}),
-        ),
-    ]
 }
 
 /// Each sample is applied with `fieldValidation=Strict`: a field the v1alpha1 schema does not

@@ -252,15 +252,12 @@ async fn crd_cel_validation_rejects_bad_objects() -> Result<()> {
         }
     }));
     crds.create(&PostParams::default(), &crd).await?;
-    wait_for(&crds, &crd_name, TIMEOUT, |c| {
-        c.status
-            .as_ref()
-            .and_then(|s| s.conditions.as_ref())
-            .is_some_and(|cs| {
-                cs.iter()
-                    .any(|c| c.type_ == "Established" && c.status == "True")
-            })
-    })
+    wait_for(
+        &crds,
+        &crd_name,
+        TIMEOUT,
+        llsd_test_support::crd_established,
+    )
     .await?;
 
     let ar = ApiResource {

@@ -1,0 +1,30 @@
+//! The operator's HTTPS endpoints for the API server: conversion today; admission
+//! (validate, mutate) and certificate rotation follow (issue 6). One server, a route per hook;
+//! `/healthz` answers without TLS client checks. A webhook never answers 500 for a bad object:
+//! failures go back inside the review, as the API server expects.
+
+mod convert;
+mod server;
+
+pub use convert::review as convert_review;
+pub use server::{ServeError, serve, tls_config};
+
+use crate::plugin::{Host, Plugin};
+use axum::Router;
+use axum::routing::{get, post};
+use std::sync::Arc;
+
+/// What the handlers share: the plugin host and the built-in plugin (conversion always uses
+/// the built-in engine, D18).
+pub struct Webhooks {
+    pub host: Host,
+    pub builtin: Plugin,
+}
+
+/// The routes: `POST /convert` (ConversionReview), `GET /healthz`.
+pub fn router(state: Arc<Webhooks>) -> Router {
+    Router::new()
+        .route(crate::api::crd::CONVERSION_PATH, post(convert::handle))
+        .route("/healthz", get(|| async { "ok" }))
+        .with_state(state)
+}
