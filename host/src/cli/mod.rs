@@ -6,6 +6,7 @@ mod distributions;
 mod generate;
 mod input;
 mod plugins;
+mod validate;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use std::process::ExitCode;
@@ -42,6 +43,8 @@ pub enum Command {
     Crds,
     /// Convert a LlamaStackDistribution between v1alpha1 and v1alpha2, offline.
     Convert(convert::Args),
+    /// Check a LlamaStackDistribution offline (everything that needs no cluster).
+    Validate(validate::Args),
 }
 
 pub fn run(cli: Cli) -> ExitCode {
@@ -51,5 +54,6 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Plugins(args) => plugins::run(&args),
         Command::Crds => crds::run(),
         Command::Convert(args) => convert::run(&args),
+        Command::Validate(args) => validate::run(&args),
     }
 }
