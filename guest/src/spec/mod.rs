@@ -3,6 +3,7 @@
 //! model string, `expose: true`).
 
 mod parse;
+pub mod shorthand;
 pub mod vocabulary;
 
 pub use parse::parse_spec;
