@@ -4,9 +4,11 @@
 //! failures go back inside the review, as the API server expects.
 
 mod convert;
+mod mutate;
 mod server;
 
 pub use convert::review as convert_review;
+pub use mutate::review_mutation;
 pub use server::{ServeError, serve, tls_config};
 
 use crate::plugin::{Host, Plugin};
@@ -21,10 +23,15 @@ pub struct Webhooks {
     pub builtin: Plugin,
 }
 
-/// The routes: `POST /convert` (ConversionReview), `GET /healthz`.
+/// Path of the mutating (defaulting) webhook.
+pub const MUTATE_PATH: &str = "/mutate";
+
+/// The routes: `POST /convert` (ConversionReview), `POST /mutate` (AdmissionReview),
+/// `GET /healthz`.
 pub fn router(state: Arc<Webhooks>) -> Router {
     Router::new()
         .route(crate::api::crd::CONVERSION_PATH, post(convert::handle))
+        .route(MUTATE_PATH, post(mutate::handle))
         .route("/healthz", get(|| async { "ok" }))
         .with_state(state)
 }

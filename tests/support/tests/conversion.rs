@@ -2,14 +2,10 @@
 //! the built-in component behind it). v1alpha1 objects are stored as v1alpha2 and read back
 //! in either version with nothing lost (FR-080..083). FAILS, never skips, without `KUBECONFIG`.
 
-use std::net::{IpAddr, Ipv4Addr};
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
 use llama_stack_operator::api::crd;
-use llama_stack_operator::plugin::{Host, Limits};
-use llama_stack_operator::webhook::{Webhooks, router, serve, tls_config};
 use llsd_test_support::k8s_openapi::ByteString;
 use llsd_test_support::k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::WebhookClientConfig;
 use llsd_test_support::kube::api::{Patch, PatchParams, PostParams};
@@ -19,57 +15,20 @@ use serde_json::json;
 mod common;
 use common::{contains, llsd_api, object, v1alpha1_samples};
 
-/// A CA and a serving certificate for 127.0.0.1: (CA PEM, cert PEM, key PEM).
-fn certificates() -> Result<(String, String, String)> {
-    use rcgen::{
-        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
-        KeyPair, KeyUsagePurpose, SanType,
-    };
-    let ca_key = KeyPair::generate()?;
-    let mut ca = CertificateParams::new(Vec::<String>::new())?;
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name
-        .push(DnType::CommonName, "llsd conversion test CA");
-    ca.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    let ca_cert = ca.self_signed(&ca_key)?;
-    let issuer = Issuer::new(ca, ca_key);
-    let key = KeyPair::generate()?;
-    let mut leaf = CertificateParams::new(vec!["localhost".to_string()])?;
-    leaf.subject_alt_names
-        .push(SanType::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST)));
-    leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    let cert = leaf.signed_by(&key, &issuer)?;
-    Ok((ca_cert.pem(), cert.pem(), key.serialize_pem()))
-}
-
 /// Starts the operator's webhook server on a free loopback port and points the CRD's
 /// conversion at it. Returns the server task (abort it to stop).
 async fn start(client: &llsd_test_support::kube::Client) -> Result<tokio::task::JoinHandle<()>> {
-    let (ca, cert, key) = certificates()?;
-    let host = Host::new(Limits::default()).context("plugin host")?;
-    let builtin = host.load_default().context("built-in plugin")?;
-    let hooks = Arc::new(Webhooks { host, builtin });
-    let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
-    let port = listener.local_addr()?.port();
-    let tls = tls_config(cert.as_bytes(), key.as_bytes())?;
-    let task = tokio::spawn(async move {
-        if let Err(e) = serve(listener, tls, router(hooks)).await {
-            eprintln!("webhook server stopped: {e}");
-        }
-    });
+    let hook = common::start_webhooks().await?;
     let crd = crd::with_conversion_client(
         crd::crd()?,
         WebhookClientConfig {
-            url: Some(format!("https://127.0.0.1:{port}{}", crd::CONVERSION_PATH)),
-            ca_bundle: Some(ByteString(ca.into_bytes())),
+            url: Some(hook.url(crd::CONVERSION_PATH)),
+            ca_bundle: Some(ByteString(hook.ca.clone().into_bytes())),
             service: None,
         },
     );
     common::install_crd(client, crd).await?;
-    Ok(task)
+    Ok(hook.task)
 }
 
 #[tokio::test]

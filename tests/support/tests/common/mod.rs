@@ -120,3 +120,65 @@ pub async fn install_crd(
     .await?;
     Ok(())
 }
+
+/// A CA and a serving certificate for 127.0.0.1: (CA PEM, cert PEM, key PEM).
+pub fn certificates() -> anyhow::Result<(String, String, String)> {
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
+        KeyPair, KeyUsagePurpose, SanType,
+    };
+    let ca_key = KeyPair::generate()?;
+    let mut ca = CertificateParams::new(Vec::<String>::new())?;
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(DnType::CommonName, "llsd conversion test CA");
+    ca.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    let ca_cert = ca.self_signed(&ca_key)?;
+    let issuer = Issuer::new(ca, ca_key);
+    let key = KeyPair::generate()?;
+    let mut leaf = CertificateParams::new(vec!["localhost".to_string()])?;
+    leaf.subject_alt_names
+        .push(SanType::IpAddress(std::net::IpAddr::V4(
+            std::net::Ipv4Addr::LOCALHOST,
+        )));
+    leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    let cert = leaf.signed_by(&key, &issuer)?;
+    Ok((ca_cert.pem(), cert.pem(), key.serialize_pem()))
+}
+
+/// The operator's webhook server, running in this test process on a loopback port.
+pub struct RunningWebhooks {
+    pub port: u16,
+    /// PEM of the CA that signed its serving certificate.
+    pub ca: String,
+    pub task: tokio::task::JoinHandle<()>,
+}
+
+impl RunningWebhooks {
+    pub fn url(&self, path: &str) -> String {
+        format!("https://127.0.0.1:{}{path}", self.port)
+    }
+}
+
+/// Starts `llama_stack_operator::webhook` with a fresh CA, as the API server will call it.
+pub async fn start_webhooks() -> anyhow::Result<RunningWebhooks> {
+    use anyhow::Context;
+    use llama_stack_operator::plugin::{Host, Limits};
+    use llama_stack_operator::webhook::{Webhooks, router, serve, tls_config};
+    let (ca, cert, key) = certificates()?;
+    let host = Host::new(Limits::default()).context("plugin host")?;
+    let builtin = host.load_default().context("built-in plugin")?;
+    let hooks = std::sync::Arc::new(Webhooks { host, builtin });
+    let listener = tokio::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0)).await?;
+    let port = listener.local_addr()?.port();
+    let tls = tls_config(cert.as_bytes(), key.as_bytes())?;
+    let task = tokio::spawn(async move {
+        if let Err(e) = serve(listener, tls, router(hooks)).await {
+            eprintln!("webhook server stopped: {e}");
+        }
+    });
+    Ok(RunningWebhooks { port, ca, task })
+}
