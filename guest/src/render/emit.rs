@@ -171,11 +171,13 @@ fn plain_ok(s: &str) -> bool {
     true
 }
 
-/// Control characters, and invisible ones a reader of the ConfigMap should see spelled out.
+/// Control characters, characters YAML does not allow unescaped (outside its printable set,
+/// e.g. the noncharacters U+FFFE/U+FFFF), and invisible ones a reader of the ConfigMap should
+/// see spelled out.
 fn needs_escape(c: char) -> bool {
     c.is_control()
         || (!c.is_ascii() && c.is_whitespace())
-        || matches!(c, '\u{200B}'..='\u{200F}' | '\u{2060}' | '\u{FEFF}')
+        || matches!(c, '\u{200B}'..='\u{200F}' | '\u{2060}' | '\u{FEFF}' | '\u{FFFE}' | '\u{FFFF}')
 }
 
 fn string(out: &mut String, s: &str) {
@@ -234,6 +236,8 @@ mod tests {
             "f: 60.0\ng: 1.0e+20\nh: -0.5\ni: .inf\nj: 18446744073709551615\nk: -3\nl: null\nm: true\n",
         );
         round_trip("a: []\nb: {}\nc:\n- - 1\n  - 2\n- []\n- {}\n- x: 1\n  y: [1]\n'5': v\n");
+        // Found by any_scalars_round_trip: YAML's printable set excludes U+FFFE and U+FFFF.
+        round_trip("\"\\ufffe\": \"\\uffff\"\n");
     }
 
     #[test]
