@@ -94,7 +94,11 @@ mod tests {
     fn hooks() -> Webhooks {
         let host = Host::new(Limits::default()).expect("host");
         let builtin = host.load_default().expect("built-in plugin");
-        Webhooks { host, builtin }
+        Webhooks {
+            host,
+            builtin,
+            client: None,
+        }
     }
 
     fn request(objects: Vec<serde_json::Value>, to: &str) -> ConversionReview {

@@ -6,6 +6,7 @@
 mod convert;
 mod mutate;
 mod server;
+mod validate;
 
 pub use convert::review as convert_review;
 pub use mutate::review_mutation;
@@ -21,17 +22,23 @@ use std::sync::Arc;
 pub struct Webhooks {
     pub host: Host,
     pub builtin: Plugin,
+    /// For the validating webhook's lookups (Secrets, ConfigMaps); None checks only what
+    /// needs no cluster.
+    pub client: Option<kube::Client>,
 }
 
 /// Path of the mutating (defaulting) webhook.
 pub const MUTATE_PATH: &str = "/mutate";
+/// Path of the validating webhook.
+pub const VALIDATE_PATH: &str = "/validate";
 
-/// The routes: `POST /convert` (ConversionReview), `POST /mutate` (AdmissionReview),
-/// `GET /healthz`.
+/// The routes: `POST /convert` (ConversionReview), `POST /mutate` and `POST /validate`
+/// (AdmissionReview), `GET /healthz`.
 pub fn router(state: Arc<Webhooks>) -> Router {
     Router::new()
         .route(crate::api::crd::CONVERSION_PATH, post(convert::handle))
         .route(MUTATE_PATH, post(mutate::handle))
+        .route(VALIDATE_PATH, post(validate::handle))
         .route("/healthz", get(|| async { "ok" }))
         .with_state(state)
 }

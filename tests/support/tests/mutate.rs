@@ -23,16 +23,7 @@ async fn short_forms_are_rewritten_before_validation() -> Result<()> {
     let config: MutatingWebhookConfiguration = serde_json::from_value(json!({
         "apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration",
         "metadata": {"name": name},
-        "webhooks": [{
-            "name": "defaults.llamastack.io",
-            "clientConfig": {"url": hook.url(MUTATE_PATH),
-                             "caBundle": llsd_test_support::k8s_openapi::ByteString(hook.ca.clone().into_bytes())},
-            "rules": [{"apiGroups": ["llamastack.io"], "apiVersions": ["v1alpha2"],
-                       "operations": ["CREATE", "UPDATE"], "resources": ["llamastackdistributions"]}],
-            // Only this test's namespace: other tests' objects never see this webhook.
-            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": ns.name()}},
-            "failurePolicy": "Fail", "sideEffects": "None", "admissionReviewVersions": ["v1"],
-        }]
+        "webhooks": [common::admission_webhook("defaults.llamastack.io", hook.url(MUTATE_PATH), &hook.ca, ns.name(), &["v1alpha2"])]
     }))?;
     let configs: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
     configs

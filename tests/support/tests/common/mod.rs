@@ -165,13 +165,22 @@ impl RunningWebhooks {
 
 /// Starts `llama_stack_operator::webhook` with a fresh CA, as the API server will call it.
 pub async fn start_webhooks() -> anyhow::Result<RunningWebhooks> {
+    start_webhooks_with(None).await
+}
+
+/// [`start_webhooks`] with a client for the validating webhook's lookups.
+pub async fn start_webhooks_with(client: Option<Client>) -> anyhow::Result<RunningWebhooks> {
     use anyhow::Context;
     use llama_stack_operator::plugin::{Host, Limits};
     use llama_stack_operator::webhook::{Webhooks, router, serve, tls_config};
     let (ca, cert, key) = certificates()?;
     let host = Host::new(Limits::default()).context("plugin host")?;
     let builtin = host.load_default().context("built-in plugin")?;
-    let hooks = std::sync::Arc::new(Webhooks { host, builtin });
+    let hooks = std::sync::Arc::new(Webhooks {
+        host,
+        builtin,
+        client,
+    });
     let listener = tokio::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0)).await?;
     let port = listener.local_addr()?.port();
     let tls = tls_config(cert.as_bytes(), key.as_bytes())?;
@@ -181,4 +190,18 @@ pub async fn start_webhooks() -> anyhow::Result<RunningWebhooks> {
         }
     });
     Ok(RunningWebhooks { port, ca, task })
+}
+
+/// One admission webhook entry for LlamaStackDistributions of `versions`, called at `url`
+/// with `ca`, scoped to namespace `ns` so other tests' objects never meet it.
+pub fn admission_webhook(name: &str, url: String, ca: &str, ns: &str, versions: &[&str]) -> Value {
+    json!({
+        "name": name,
+        "clientConfig": {"url": url,
+                         "caBundle": llsd_test_support::k8s_openapi::ByteString(ca.as_bytes().to_vec())},
+        "rules": [{"apiGroups": ["llamastack.io"], "apiVersions": versions,
+                   "operations": ["CREATE", "UPDATE"], "resources": ["llamastackdistributions"]}],
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": ns}},
+        "failurePolicy": "Fail", "sideEffects": "None", "admissionReviewVersions": ["v1"],
+    })
 }
