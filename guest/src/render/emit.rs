@@ -177,7 +177,10 @@ fn plain_ok(s: &str) -> bool {
 fn needs_escape(c: char) -> bool {
     c.is_control()
         || (!c.is_ascii() && c.is_whitespace())
-        || matches!(c, '\u{200B}'..='\u{200F}' | '\u{2060}' | '\u{FEFF}' | '\u{FFFE}' | '\u{FFFF}')
+        || matches!(
+            c,
+            '\u{200B}'..='\u{200F}' | '\u{2060}' | '\u{FEFF}' | '\u{FFFE}' | '\u{FFFF}'
+        )
 }
 
 fn string(out: &mut String, s: &str) {
