@@ -170,10 +170,20 @@ pub async fn start_webhooks() -> anyhow::Result<RunningWebhooks> {
 
 /// [`start_webhooks`] with a client for the validating webhook's lookups.
 pub async fn start_webhooks_with(client: Option<Client>) -> anyhow::Result<RunningWebhooks> {
+    let (ca, cert, key) = certificates()?;
+    start_webhooks_tls(client, ca, &cert, &key).await
+}
+
+/// The webhook server with a given serving certificate.
+pub async fn start_webhooks_tls(
+    client: Option<Client>,
+    ca: String,
+    cert: &str,
+    key: &str,
+) -> anyhow::Result<RunningWebhooks> {
     use anyhow::Context;
     use llama_stack_operator::plugin::{Host, Limits};
     use llama_stack_operator::webhook::{Webhooks, router, serve, tls_config};
-    let (ca, cert, key) = certificates()?;
     let host = Host::new(Limits::default()).context("plugin host")?;
     let builtin = host.load_default().context("built-in plugin")?;
     let hooks = std::sync::Arc::new(Webhooks {

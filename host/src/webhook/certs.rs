@@ -1,0 +1,286 @@
+//! The webhooks' TLS: a self-signed CA and a serving certificate kept in a Secret, renewed
+//! before they expire, and the CA injected into the webhook configurations and the CRD's
+//! conversion stanza (issue 6, deliverable 5). A cert-manager install skips this module.
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::admissionregistration::v1::{
+    MutatingWebhookConfiguration, ValidatingWebhookConfiguration,
+};
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::Api;
+use kube::api::{ObjectMeta, PostParams};
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Serving certificates live this long; the CA ten times longer.
+pub const CERT_LIFETIME: Duration = Duration::from_secs(90 * 24 * 3600);
+/// Renewed when less than this is left.
+pub const RENEW_BEFORE: Duration = Duration::from_secs(30 * 24 * 3600);
+/// When the serving certificate expires (unix seconds), and the names it is for: read back to
+/// decide on renewal without parsing X.509.
+pub const NOT_AFTER_ANNOTATION: &str = "llamastack.io/serving-cert-not-after";
+pub const NAMES_ANNOTATION: &str = "llamastack.io/serving-cert-dns-names";
+
+#[derive(Debug, thiserror::Error)]
+pub enum CertError {
+    #[error("failed to issue a certificate: {0}")]
+    Issue(#[from] rcgen::Error),
+    #[error("failed to {verb} {what}: {source}")]
+    Api {
+        verb: &'static str,
+        what: String,
+        source: kube::Error,
+    },
+    #[error("the clock is before 1970")]
+    Clock,
+}
+
+/// A CA and the serving certificate it signed, as PEM.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Certificates {
+    pub ca_pem: String,
+    pub cert_pem: String,
+    pub key_pem: String,
+    /// Unix seconds.
+    pub not_after: u64,
+}
+
+impl std::fmt::Debug for Certificates {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The key never reaches a log.
+        f.debug_struct("Certificates")
+            .field("not_after", &self.not_after)
+            .finish_non_exhaustive()
+    }
+}
+
+fn unix(t: SystemTime) -> Result<u64, CertError> {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .map_err(|_| CertError::Clock)
+}
+
+fn offset(secs: u64) -> Result<time::OffsetDateTime, CertError> {
+    time::OffsetDateTime::from_unix_timestamp(secs as i64).map_err(|_| CertError::Clock)
+}
+
+/// A fresh CA and a serving certificate for `dns_names`, valid from `now`.
+pub fn issue(dns_names: &[String], now: SystemTime) -> Result<Certificates, CertError> {
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
+        KeyPair, KeyUsagePurpose,
+    };
+    let start = unix(now)?.saturating_sub(300); // tolerate clock skew with the API server
+    let not_after = unix(now)? + CERT_LIFETIME.as_secs();
+    let ca_key = KeyPair::generate()?;
+    let mut ca = CertificateParams::new(Vec::<String>::new())?;
+    ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    ca.distinguished_name
+        .push(DnType::CommonName, "llama-stack-operator webhook CA");
+    ca.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    ca.not_before = offset(start)?;
+    ca.not_after = offset(not_after + CERT_LIFETIME.as_secs())?;
+    let ca_cert = ca.self_signed(&ca_key)?;
+    let issuer = Issuer::new(ca, ca_key);
+    let key = KeyPair::generate()?;
+    let mut leaf = CertificateParams::new(dns_names.to_vec())?;
+    leaf.distinguished_name.push(
+        DnType::CommonName,
+        dns_names.first().cloned().unwrap_or_default(),
+    );
+    leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    leaf.not_before = offset(start)?;
+    leaf.not_after = offset(not_after)?;
+    let cert = leaf.signed_by(&key, &issuer)?;
+    Ok(Certificates {
+        ca_pem: ca_cert.pem(),
+        cert_pem: cert.pem(),
+        key_pem: key.serialize_pem(),
+        not_after,
+    })
+}
+
+fn from_secret(s: &Secret, dns_names: &[String]) -> Option<Certificates> {
+    let annotations = s.metadata.annotations.as_ref()?;
+    if annotations.get(NAMES_ANNOTATION)? != &dns_names.join(",") {
+        return None;
+    }
+    let not_after = annotations.get(NOT_AFTER_ANNOTATION)?.parse().ok()?;
+    let data = s.data.as_ref()?;
+    let text = |k: &str| {
+        data.get(k)
+            .and_then(|b| String::from_utf8(b.0.clone()).ok())
+    };
+    Some(Certificates {
+        ca_pem: text("ca.crt")?,
+        cert_pem: text("tls.crt")?,
+        key_pem: text("tls.key")?,
+        not_after,
+    })
+}
+
+/// The certificates in Secret `name`, renewed (and written back) when missing, issued for
+/// other names, or within [`RENEW_BEFORE`] of expiry. Returns them and whether they are new.
+pub async fn ensure(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+    dns_names: &[String],
+    now: SystemTime,
+) -> Result<(Certificates, bool), CertError> {
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    let what = format!("Secret {namespace}/{name}");
+    let existing = secrets
+        .get_opt(name)
+        .await
+        .map_err(|source| CertError::Api {
+            verb: "read",
+            what: what.clone(),
+            source,
+        })?;
+    let horizon = unix(now)? + RENEW_BEFORE.as_secs();
+    if let Some(certs) = existing.as_ref().and_then(|s| from_secret(s, dns_names))
+        && certs.not_after > horizon
+    {
+        return Ok((certs, false));
+    }
+    let certs = issue(dns_names, now)?;
+    let secret = Secret {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            namespace: Some(namespace.into()),
+            resource_version: existing
+                .as_ref()
+                .and_then(|s| s.metadata.resource_version.clone()),
+            annotations: Some(BTreeMap::from([
+                (NOT_AFTER_ANNOTATION.into(), certs.not_after.to_string()),
+                (NAMES_ANNOTATION.into(), dns_names.join(",")),
+            ])),
+            labels: Some(BTreeMap::from([(
+                "app.kubernetes.io/managed-by".into(),
+                "llama-stack-operator".into(),
+            )])),
+            ..Default::default()
+        },
+        type_: Some("kubernetes.io/tls".into()),
+        data: Some(BTreeMap::from([
+            (
+                "ca.crt".into(),
+                ByteString(certs.ca_pem.clone().into_bytes()),
+            ),
+            (
+                "tls.crt".into(),
+                ByteString(certs.cert_pem.clone().into_bytes()),
+            ),
+            (
+                "tls.key".into(),
+                ByteString(certs.key_pem.clone().into_bytes()),
+            ),
+        ])),
+        ..Default::default()
+    };
+    let pp = PostParams::default();
+    let written = match existing {
+        Some(_) => secrets.replace(name, &pp, &secret).await,
+        None => secrets.create(&pp, &secret).await,
+    };
+    written.map_err(|source| CertError::Api {
+        verb: "write",
+        what,
+        source,
+    })?;
+    tracing::info!(
+        secret = name,
+        not_after = certs.not_after,
+        "webhook certificate issued"
+    );
+    Ok((certs, true))
+}
+
+/// Writes `ca_pem` into every webhook of the named configurations and into the CRD's
+/// conversion webhook (when it has one). Only `caBundle` changes.
+pub async fn inject(
+    client: &kube::Client,
+    ca_pem: &str,
+    mutating: &str,
+    validating: &str,
+    crd: &str,
+) -> Result<(), CertError> {
+    let ca = ByteString(ca_pem.as_bytes().to_vec());
+    let api_err = |verb, what: String| move |source| CertError::Api { verb, what, source };
+    let pp = PostParams::default();
+
+    let m: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
+    let mut cfg = m.get(mutating).await.map_err(api_err(
+        "read",
+        format!("MutatingWebhookConfiguration {mutating}"),
+    ))?;
+    for w in cfg.webhooks.iter_mut().flatten() {
+        w.client_config.ca_bundle = Some(ca.clone());
+    }
+    m.replace(mutating, &pp, &cfg).await.map_err(api_err(
+        "update",
+        format!("MutatingWebhookConfiguration {mutating}"),
+    ))?;
+
+    let v: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
+    let mut cfg = v.get(validating).await.map_err(api_err(
+        "read",
+        format!("ValidatingWebhookConfiguration {validating}"),
+    ))?;
+    for w in cfg.webhooks.iter_mut().flatten() {
+        w.client_config.ca_bundle = Some(ca.clone());
+    }
+    v.replace(validating, &pp, &cfg).await.map_err(api_err(
+        "update",
+        format!("ValidatingWebhookConfiguration {validating}"),
+    ))?;
+
+    let c: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let mut def = c
+        .get(crd)
+        .await
+        .map_err(api_err("read", format!("CustomResourceDefinition {crd}")))?;
+    if let Some(cc) = def
+        .spec
+        .conversion
+        .as_mut()
+        .and_then(|conv| conv.webhook.as_mut())
+        .and_then(|w| w.client_config.as_mut())
+    {
+        cc.ca_bundle = Some(ca);
+        c.replace(crd, &pp, &def)
+            .await
+            .map_err(api_err("update", format!("CustomResourceDefinition {crd}")))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn issued_certificates_serve_tls_and_hide_the_key_from_debug() {
+        let now = SystemTime::now();
+        let certs = issue(
+            &["svc.ns.svc".into(), "svc.ns.svc.cluster.local".into()],
+            now,
+        )
+        .expect("issues");
+        assert!(certs.ca_pem.starts_with("-----BEGIN CERTIFICATE-----"));
+        assert!(certs.key_pem.contains("PRIVATE KEY"));
+        let secs = now
+            .duration_since(UNIX_EPOCH)
+            .expect("after 1970")
+            .as_secs();
+        assert_eq!(certs.not_after, secs + CERT_LIFETIME.as_secs());
+        super::super::tls_config(certs.cert_pem.as_bytes(), certs.key_pem.as_bytes())
+            .expect("rustls accepts them");
+        assert!(!format!("{certs:?}").contains("PRIVATE"));
+    }
+}
