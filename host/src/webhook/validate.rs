@@ -29,7 +29,7 @@ pub async fn handle(
         tracing::info_span!("validate", uid = %req.uid, name = %req.name, ns = ?req.namespace);
     let _enter = span.enter();
     let resp = AdmissionResponse::from(&req);
-    let (Some(obj), false) = (req.object.as_ref(), req.operation == Operation::Delete) else {
+    let Some(obj) = req.object.as_ref().filter(|_| needs_validation(&req)) else {
         return Json(resp.into_review());
     };
     let ns = req.namespace.clone().unwrap_or_default();
@@ -45,6 +45,23 @@ pub async fn handle(
     }
     tracing::info!(allowed = false, problems = errors.len(), "validated");
     Json(deny(resp, &errors).into_review())
+}
+
+/// Creates, and updates that change the spec of an object not being deleted. A metadata-only
+/// update (labels, a finalizer's removal) must not be blocked because, say, a Secret was
+/// deleted since the spec was accepted: the controller reports that as a condition.
+fn needs_validation(req: &AdmissionRequest<DynamicObject>) -> bool {
+    let Some(obj) = req.object.as_ref() else {
+        return false;
+    };
+    match req.operation {
+        Operation::Create => true,
+        Operation::Update => {
+            obj.metadata.deletion_timestamp.is_none()
+                && req.old_object.as_ref().map(|o| o.data.get("spec")) != Some(obj.data.get("spec"))
+        }
+        _ => false,
+    }
 }
 
 /// A denial carrying every problem as a field cause.
@@ -318,6 +335,56 @@ async fn lookups(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    fn request(
+        op: &str,
+        old_spec: Option<serde_json::Value>,
+        spec: serde_json::Value,
+        deleting: bool,
+    ) -> AdmissionRequest<DynamicObject> {
+        let obj = |spec: serde_json::Value| {
+            let mut o = json!({"apiVersion": "llamastack.io/v1alpha2", "kind": "LlamaStackDistribution",
+                               "metadata": {"name": "x", "namespace": "n"}, "spec": spec});
+            if deleting {
+                o["metadata"]["deletionTimestamp"] = json!("2026-11-27T00:00:00Z");
+            }
+            o
+        };
+        let review: AdmissionReview<DynamicObject> = serde_json::from_value(json!({
+            "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+            "request": {"uid": "u", "kind": {"group": "llamastack.io", "version": "v1alpha2", "kind": "LlamaStackDistribution"},
+                        "resource": {"group": "llamastack.io", "version": "v1alpha2", "resource": "llamastackdistributions"},
+                        "name": "x", "namespace": "n", "operation": op, "userInfo": {},
+                        "object": obj(spec), "oldObject": old_spec.map(obj), "dryRun": false}}))
+        .expect("a review");
+        review.try_into().expect("a request")
+    }
+
+    #[test]
+    fn unchanged_specs_and_deletions_are_not_revalidated() {
+        let spec = json!({"distribution": {"name": "starter"}});
+        let other = json!({"distribution": {"name": "remote-vllm"}});
+        assert!(needs_validation(&request(
+            "CREATE",
+            None,
+            spec.clone(),
+            false
+        )));
+        assert!(needs_validation(&request(
+            "UPDATE",
+            Some(other.clone()),
+            spec.clone(),
+            false
+        )));
+        assert!(
+            !needs_validation(&request("UPDATE", Some(spec.clone()), spec.clone(), false)),
+            "metadata-only update"
+        );
+        assert!(
+            !needs_validation(&request("UPDATE", Some(other), spec, true)),
+            "being deleted"
+        );
+    }
 
     #[test]
     fn fr079c_warns_about_what_sqlite_ignores() {
