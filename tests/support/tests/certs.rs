@@ -12,7 +12,7 @@ use llsd_test_support::k8s_openapi::api::admissionregistration::v1::{
     MutatingWebhookConfiguration, ValidatingWebhookConfiguration,
 };
 use llsd_test_support::k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::WebhookClientConfig;
-use llsd_test_support::kube::api::{Api, DeleteParams, PostParams};
+use llsd_test_support::kube::api::{Api, PostParams};
 use llsd_test_support::{TestNamespace, client};
 use serde_json::json;
 
@@ -64,6 +64,13 @@ async fn issued_renewed_and_injected_certificates_are_trusted_by_the_api_server(
     )
     .await?;
     let name = format!("llsd-test-{}", ns.name());
+    // Removed however the test ends.
+    let _mutating =
+        llsd_test_support::DeleteOnDrop::<MutatingWebhookConfiguration>::new(name.clone()).await?;
+    // Removed however the test ends.
+    let _validating =
+        llsd_test_support::DeleteOnDrop::<ValidatingWebhookConfiguration>::new(name.clone())
+            .await?;
     let mut m = common::admission_webhook(
         "defaults.llamastack.io",
         hook.url(MUTATE_PATH),
@@ -115,8 +122,6 @@ async fn issued_renewed_and_injected_certificates_are_trusted_by_the_api_server(
     )
     .await?;
     let result = exercise(&client, ns.name(), &certs_now.ca_pem, &name).await;
-    mutating.delete(&name, &DeleteParams::default()).await?;
-    validating.delete(&name, &DeleteParams::default()).await?;
     common::install_crd(&client, crd::crd()?).await?;
     hook.task.abort();
     result
@@ -169,19 +174,18 @@ async fn exercise(
         "mutated: {}",
         stored.data["spec"]
     );
-    // Conversion through the injected CA: a v1alpha1 object reads back whole.
+    // Conversion through the injected CA: a v1alpha1 object is stored and reads back whole.
+    // The CRD's new caBundle reaches the API server's conversion client a little later than
+    // the webhook configurations' did, so creating is retried too.
     let v1 = llsd_api(client, ns, "v1alpha1");
-    v1.create(
-        &PostParams::default(),
-        &object(
-            "v1alpha1",
-            "old",
-            json!({"server": {"distribution": {"name": "starter"}, "workers": 2}}),
-        ),
-    )
-    .await?;
+    let old = object(
+        "v1alpha1",
+        "old",
+        json!({"server": {"distribution": {"name": "starter"}, "workers": 2}}),
+    );
     let mut whole = false;
-    for _ in 0..100 {
+    for _ in 0..150 {
+        let _ = v1.create(&PostParams::default(), &old).await;
         if v1
             .get("old")
             .await

@@ -39,25 +39,27 @@ async fn the_api_server_converts_through_the_operator() -> Result<()> {
     let v1 = llsd_api(&client, ns.name(), "v1alpha1");
     let v2 = llsd_api(&client, ns.name(), "v1alpha2");
 
-    // The API server may use the old conversion settings for a moment: wait until a v1alpha1
-    // object reads back whole.
+    // The API server may use the old conversion settings for a moment (an object written
+    // then would be stored unconverted): probe, and start over until a write converts.
     let probe = (
         "probe",
         json!({"server": {"distribution": {"name": "starter"}, "workers": 3}}),
     );
-    v1.create(
-        &PostParams::default(),
-        &object("v1alpha1", probe.0, probe.1.clone()),
-    )
-    .await?;
     let mut ready = false;
     for _ in 0..150 {
+        let _ = v1
+            .create(
+                &PostParams::default(),
+                &object("v1alpha1", probe.0, probe.1.clone()),
+            )
+            .await;
         if let Ok(o) = v1.get(probe.0).await
             && o.data["spec"]["server"]["workers"] == json!(3)
         {
             ready = true;
             break;
         }
+        let _ = v1.delete(probe.0, &Default::default()).await;
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     ensure!(

@@ -6,7 +6,7 @@ use anyhow::{Context, Result, anyhow, ensure};
 use llama_stack_operator::api::crd;
 use llama_stack_operator::webhook::MUTATE_PATH;
 use llsd_test_support::k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
-use llsd_test_support::kube::api::{Api, DeleteParams, PostParams};
+use llsd_test_support::kube::api::{Api, PostParams};
 use llsd_test_support::{TestNamespace, client};
 use serde_json::json;
 
@@ -20,6 +20,9 @@ async fn short_forms_are_rewritten_before_validation() -> Result<()> {
     let hook = common::start_webhooks().await?;
     let ns = TestNamespace::create(&client, "mutate").await?;
     let name = format!("llsd-test-{}", ns.name());
+    // Removed however the test ends.
+    let _mutating =
+        llsd_test_support::DeleteOnDrop::<MutatingWebhookConfiguration>::new(name.clone()).await?;
     let config: MutatingWebhookConfiguration = serde_json::from_value(json!({
         "apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration",
         "metadata": {"name": name},
@@ -31,7 +34,6 @@ async fn short_forms_are_rewritten_before_validation() -> Result<()> {
         .await
         .context("registering the webhook")?;
     let result = exercise(&client, ns.name()).await;
-    configs.delete(&name, &DeleteParams::default()).await?;
     hook.task.abort();
     result
 }

@@ -22,6 +22,10 @@ async fn the_webhook_rejects_what_cel_cannot_see() -> Result<()> {
     let hook = common::start_webhooks_with(Some(client.clone())).await?;
     let ns = TestNamespace::create(&client, "validate").await?;
     let name = format!("llsd-test-{}", ns.name());
+    // Removed however the test ends.
+    let _validating =
+        llsd_test_support::DeleteOnDrop::<ValidatingWebhookConfiguration>::new(name.clone())
+            .await?;
     let config: ValidatingWebhookConfiguration = serde_json::from_value(json!({
         "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
         "metadata": {"name": name},
@@ -33,7 +37,6 @@ async fn the_webhook_rejects_what_cel_cannot_see() -> Result<()> {
         .await
         .context("registering the webhook")?;
     let result = exercise(&client, ns.name()).await;
-    configs.delete(&name, &DeleteParams::default()).await?;
     hook.task.abort();
     result
 }
