@@ -69,11 +69,14 @@ impl Catalog {
         find(self.providers, api).and_then(|types| find(types, provider_type))
     }
 
+    /// The provider types of one API with their facts, sorted by type.
+    pub fn providers_of(&self, api: &str) -> &'static [(&'static str, ProviderInfo)] {
+        find(self.providers, api).copied().unwrap_or(&[])
+    }
+
     /// Provider types of one API, sorted.
     pub fn types_of(&self, api: &str) -> Vec<&'static str> {
-        find(self.providers, api)
-            .map(|types| types.iter().map(|(t, _)| *t).collect())
-            .unwrap_or_default()
+        self.providers_of(api).iter().map(|(t, _)| *t).collect()
     }
 
     /// The providable API behind a routing table, or the name itself.

@@ -285,10 +285,9 @@ const LEGACY_TOOL_GROUPS: [(&str, &str); 5] = [
 /// True when the release registers tool groups from its toolRuntime providers (0.7.3);
 /// older releases (0.2.x, 0.4.x) only register what the config's `tool_groups` lists.
 pub fn auto_registers(cat: &Catalog) -> bool {
-    cat.types_of("tool_runtime")
+    cat.providers_of("tool_runtime")
         .iter()
-        .filter_map(|t| cat.provider("tool_runtime", t))
-        .any(|i| !i.tool_groups.is_empty())
+        .any(|(_, i)| !i.tool_groups.is_empty())
 }
 
 /// The tool groups a toolRuntime provider type serves in this catalog's release.
