@@ -27,10 +27,6 @@ pub async fn handle(
 }
 
 /// Converts every object of the review, or fails the whole review naming the object.
-pub fn review(hooks: &Webhooks, review: ConversionReview) -> ConversionReview {
-    review_with(&hooks.host, &hooks.builtin, review)
-}
-
 fn review_with(host: &Host, plugin: &Plugin, review: ConversionReview) -> ConversionReview {
     let request = match ConversionRequest::from_review(review) {
         Ok(r) => r,
@@ -113,8 +109,9 @@ mod tests {
         let hooks = hooks();
         let v1 = json!({"apiVersion": "llamastack.io/v1alpha1", "kind": "LlamaStackDistribution",
             "metadata": {"name": "a"}, "spec": {"server": {"distribution": {"name": "starter"}, "workers": 2}}});
-        let out = review(
-            &hooks,
+        let out = review_with(
+            &hooks.host,
+            &hooks.builtin,
             request(vec![v1.clone(), v1], "llamastack.io/v1alpha2"),
         );
         let resp = out.response.expect("a response");
@@ -128,9 +125,13 @@ mod tests {
     fn a_bad_object_fails_the_review_with_its_name_not_http_500() {
         let hooks = hooks();
         let bad = json!({"apiVersion": "llamastack.io/v1alpha1", "kind": "Other", "metadata": {"name": "weird"}});
-        let resp = review(&hooks, request(vec![bad], "llamastack.io/v1alpha2"))
-            .response
-            .expect("a response");
+        let resp = review_with(
+            &hooks.host,
+            &hooks.builtin,
+            request(vec![bad], "llamastack.io/v1alpha2"),
+        )
+        .response
+        .expect("a response");
         assert_eq!(resp.result.status, Some(StatusSummary::Failure));
         assert!(
             resp.result
@@ -143,7 +144,9 @@ mod tests {
             json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "ConversionReview"}),
         )
         .expect("review");
-        let resp = review(&hooks, empty).response.expect("a response");
+        let resp = review_with(&hooks.host, &hooks.builtin, empty)
+            .response
+            .expect("a response");
         assert_eq!(resp.result.status, Some(StatusSummary::Failure));
     }
 }

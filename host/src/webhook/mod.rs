@@ -9,8 +9,6 @@ mod mutate;
 mod server;
 mod validate;
 
-pub use convert::review as convert_review;
-pub use mutate::review_mutation;
 pub use server::{ServeError, serve, tls_config};
 
 use crate::plugin::{Host, Plugin};

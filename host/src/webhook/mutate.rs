@@ -14,7 +14,7 @@ pub async fn handle(
 }
 
 /// The mutation for one review: allowed with a JSON patch, allowed as is, or denied.
-pub fn review_mutation(review: AdmissionReview<DynamicObject>) -> AdmissionReview<DynamicObject> {
+fn review_mutation(review: AdmissionReview<DynamicObject>) -> AdmissionReview<DynamicObject> {
     let req: AdmissionRequest<DynamicObject> = match review.try_into() {
         Ok(r) => r,
         Err(e) => return AdmissionResponse::invalid(e.to_string()).into_review(),
@@ -32,16 +32,24 @@ pub fn review_mutation(review: AdmissionReview<DynamicObject>) -> AdmissionRevie
     match shorthand::typed_form(&spec) {
         Ok(rewrites) if rewrites.is_empty() => resp.into_review(),
         Ok(rewrites) => {
-            let ops: Vec<json_patch::PatchOperation> = rewrites
+            // A pointer that does not parse must not fall back to the root: deny instead.
+            let ops: Result<Vec<json_patch::PatchOperation>, String> = rewrites
                 .into_iter()
                 .map(|r| {
-                    json_patch::PatchOperation::Replace(json_patch::ReplaceOperation {
-                        path: json_patch::jsonptr::PointerBuf::parse(&r.pointer)
-                            .unwrap_or_default(),
-                        value: r.value,
-                    })
+                    let path = json_patch::jsonptr::PointerBuf::parse(&r.pointer)
+                        .map_err(|e| format!("bad rewrite pointer {}: {e}", r.pointer))?;
+                    Ok(json_patch::PatchOperation::Replace(
+                        json_patch::ReplaceOperation {
+                            path,
+                            value: r.value,
+                        },
+                    ))
                 })
                 .collect();
+            let ops = match ops {
+                Ok(ops) => ops,
+                Err(e) => return AdmissionResponse::from(&req).deny(e).into_review(),
+            };
             tracing::info!(rewrites = ops.len(), "short forms rewritten (D4)");
             match resp.with_patch(json_patch::Patch(ops)) {
                 Ok(r) => r.into_review(),
