@@ -202,7 +202,8 @@ pub async fn ensure(
 }
 
 /// Writes `ca_pem` into every webhook of the named configurations and into the CRD's
-/// conversion webhook (when it has one). Only `caBundle` changes.
+/// conversion webhook (when it has one). Only `caBundle` changes, and only where it differs.
+/// A configuration that does not exist is skipped (an install without that webhook).
 pub async fn inject(
     client: &kube::Client,
     ca_pem: &str,
@@ -214,43 +215,67 @@ pub async fn inject(
     let api_err = |verb, what: String| move |source| CertError::Api { verb, what, source };
     let pp = PostParams::default();
 
+    // Written only when a webhook lacks this CA: a restart or a kept certificate writes nothing.
+    let stale = |hooks: Vec<Option<&ByteString>>| hooks.into_iter().any(|b| b != Some(&ca));
     let m: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
-    let mut cfg = m.get(mutating).await.map_err(api_err(
-        "read",
-        format!("MutatingWebhookConfiguration {mutating}"),
-    ))?;
-    for w in cfg.webhooks.iter_mut().flatten() {
-        w.client_config.ca_bundle = Some(ca.clone());
+    let what = format!("MutatingWebhookConfiguration {mutating}");
+    if let Some(mut cfg) = m
+        .get_opt(mutating)
+        .await
+        .map_err(api_err("read", what.clone()))?
+        && stale(
+            cfg.webhooks
+                .iter()
+                .flatten()
+                .map(|w| w.client_config.ca_bundle.as_ref())
+                .collect(),
+        )
+    {
+        for w in cfg.webhooks.iter_mut().flatten() {
+            w.client_config.ca_bundle = Some(ca.clone());
+        }
+        m.replace(mutating, &pp, &cfg)
+            .await
+            .map_err(api_err("update", what))?;
     }
-    m.replace(mutating, &pp, &cfg).await.map_err(api_err(
-        "update",
-        format!("MutatingWebhookConfiguration {mutating}"),
-    ))?;
 
     let v: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
-    let mut cfg = v.get(validating).await.map_err(api_err(
-        "read",
-        format!("ValidatingWebhookConfiguration {validating}"),
-    ))?;
-    for w in cfg.webhooks.iter_mut().flatten() {
-        w.client_config.ca_bundle = Some(ca.clone());
+    let what = format!("ValidatingWebhookConfiguration {validating}");
+    if let Some(mut cfg) = v
+        .get_opt(validating)
+        .await
+        .map_err(api_err("read", what.clone()))?
+        && stale(
+            cfg.webhooks
+                .iter()
+                .flatten()
+                .map(|w| w.client_config.ca_bundle.as_ref())
+                .collect(),
+        )
+    {
+        for w in cfg.webhooks.iter_mut().flatten() {
+            w.client_config.ca_bundle = Some(ca.clone());
+        }
+        v.replace(validating, &pp, &cfg)
+            .await
+            .map_err(api_err("update", what))?;
     }
-    v.replace(validating, &pp, &cfg).await.map_err(api_err(
-        "update",
-        format!("ValidatingWebhookConfiguration {validating}"),
-    ))?;
 
     let c: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let mut def = c
-        .get(crd)
+    let Some(mut def) = c
+        .get_opt(crd)
         .await
-        .map_err(api_err("read", format!("CustomResourceDefinition {crd}")))?;
+        .map_err(api_err("read", format!("CustomResourceDefinition {crd}")))?
+    else {
+        return Ok(());
+    };
     if let Some(cc) = def
         .spec
         .conversion
         .as_mut()
         .and_then(|conv| conv.webhook.as_mut())
         .and_then(|w| w.client_config.as_mut())
+        && cc.ca_bundle.as_ref() != Some(&ca)
     {
         cc.ca_bundle = Some(ca);
         c.replace(crd, &pp, &def)

@@ -14,15 +14,16 @@ pub async fn handle(
     Json(review): Json<ConversionReview>,
 ) -> Json<ConversionReview> {
     // wasmtime calls are synchronous: keep them off the async workers.
-    let out = tokio::task::spawn_blocking(move || review_with(&hooks.host, &hooks.builtin, review))
-        .await
-        .unwrap_or_else(|e| {
-            ConversionResponse::invalid(Status::failure(
-                &format!("the conversion task failed: {e}"),
-                "InternalError",
-            ))
-            .into_review()
-        });
+    let out =
+        tokio::task::spawn_blocking(move || review_with(&hooks.host, hooks.builtin(), review))
+            .await
+            .unwrap_or_else(|e| {
+                ConversionResponse::invalid(Status::failure(
+                    &format!("the conversion task failed: {e}"),
+                    "InternalError",
+                ))
+                .into_review()
+            });
     Json(out)
 }
 
@@ -83,18 +84,11 @@ fn review_with(host: &Host, plugin: &Plugin, review: ConversionReview) -> Conver
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plugin::Limits;
     use kube::core::response::StatusSummary;
     use serde_json::json;
 
     fn hooks() -> Webhooks {
-        let host = Host::new(Limits::default()).expect("host");
-        let builtin = host.load_default().expect("built-in plugin");
-        Webhooks {
-            host,
-            builtin,
-            client: None,
-        }
+        Webhooks::with_builtin(None).expect("built-in plugin")
     }
 
     fn request(objects: Vec<serde_json::Value>, to: &str) -> ConversionReview {
@@ -111,7 +105,7 @@ mod tests {
             "metadata": {"name": "a"}, "spec": {"server": {"distribution": {"name": "starter"}, "workers": 2}}});
         let out = review_with(
             &hooks.host,
-            &hooks.builtin,
+            hooks.builtin(),
             request(vec![v1.clone(), v1], "llamastack.io/v1alpha2"),
         );
         let resp = out.response.expect("a response");
@@ -127,7 +121,7 @@ mod tests {
         let bad = json!({"apiVersion": "llamastack.io/v1alpha1", "kind": "Other", "metadata": {"name": "weird"}});
         let resp = review_with(
             &hooks.host,
-            &hooks.builtin,
+            hooks.builtin(),
             request(vec![bad], "llamastack.io/v1alpha2"),
         )
         .response
@@ -144,7 +138,7 @@ mod tests {
             json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "ConversionReview"}),
         )
         .expect("review");
-        let resp = review_with(&hooks.host, &hooks.builtin, empty)
+        let resp = review_with(&hooks.host, hooks.builtin(), empty)
             .response
             .expect("a response");
         assert_eq!(resp.result.status, Some(StatusSummary::Failure));

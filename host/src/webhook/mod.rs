@@ -9,21 +9,46 @@ mod mutate;
 mod server;
 mod validate;
 
-pub use server::{ServeError, serve, tls_config};
+pub use server::{CertStore, ServeError, serve, tls_config};
 
-use crate::plugin::{Host, Plugin};
+use crate::plugin::{Host, Limits, Plugin, PluginError, PluginRegistry};
 use axum::Router;
 use axum::routing::{get, post};
 use std::sync::Arc;
 
-/// What the handlers share: the plugin host and the built-in plugin (conversion always uses
-/// the built-in engine, D18).
+/// What the handlers share: the plugin host and the plugins (conversion always uses the
+/// built-in engine; validation the plugin serving the distribution, D18).
 pub struct Webhooks {
-    pub host: Host,
-    pub builtin: Plugin,
+    pub host: Arc<Host>,
+    pub plugins: Arc<PluginRegistry>,
     /// For the validating webhook's lookups (Secrets, ConfigMaps); None checks only what
     /// needs no cluster.
     pub client: Option<kube::Client>,
+}
+
+impl Webhooks {
+    pub fn new(
+        host: Arc<Host>,
+        plugins: Arc<PluginRegistry>,
+        client: Option<kube::Client>,
+    ) -> Webhooks {
+        Webhooks {
+            host,
+            plugins,
+            client,
+        }
+    }
+
+    /// A fresh host with only the built-in plugin (tests, benchmarks).
+    pub fn with_builtin(client: Option<kube::Client>) -> Result<Webhooks, PluginError> {
+        let host = Host::new(Limits::default())?;
+        let (plugins, _) = PluginRegistry::load(&host, &[])?;
+        Ok(Webhooks::new(Arc::new(host), Arc::new(plugins), client))
+    }
+
+    pub fn builtin(&self) -> &Plugin {
+        self.plugins.builtin()
+    }
 }
 
 /// Path of the mutating (defaulting) webhook.

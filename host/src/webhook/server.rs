@@ -19,25 +19,12 @@ pub enum ServeError {
     Accept(#[from] std::io::Error),
 }
 
-/// A rustls server configuration from PEM certificate chain and key.
+/// A rustls server configuration from PEM certificate chain and key (a fixed certificate).
 pub fn tls_config(
     cert_pem: &[u8],
     key_pem: &[u8],
 ) -> Result<Arc<rustls::ServerConfig>, ServeError> {
-    let chain = CertificateDer::pem_slice_iter(cert_pem)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| ServeError::Certificate(e.to_string()))?;
-    if chain.is_empty() {
-        return Err(ServeError::Certificate("no certificate in the PEM".into()));
-    }
-    let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| ServeError::Key(e.to_string()))?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
-        .with_no_client_auth()
-        .with_single_cert(chain, key)?;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(Arc::new(config))
+    CertStore::new(cert_pem, key_pem)?.tls_config()
 }
 
 /// Serves `router` over TLS on `listener` until the task is dropped. A failed handshake
@@ -69,5 +56,65 @@ pub async fn serve(
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
         });
+    }
+}
+
+/// The serving certificate, swappable while connections are accepted: rotation (operator
+/// certificates) and cert-manager renewals take effect without a restart.
+#[derive(Debug)]
+pub struct CertStore {
+    current: std::sync::RwLock<Arc<rustls::sign::CertifiedKey>>,
+}
+
+fn certified_key(
+    cert_pem: &[u8],
+    key_pem: &[u8],
+) -> Result<rustls::sign::CertifiedKey, ServeError> {
+    let chain = CertificateDer::pem_slice_iter(cert_pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| ServeError::Certificate(e.to_string()))?;
+    if chain.is_empty() {
+        return Err(ServeError::Certificate("no certificate in the PEM".into()));
+    }
+    let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| ServeError::Key(e.to_string()))?;
+    let signing = rustls::crypto::ring::sign::any_supported_type(&key)
+        .map_err(|e| ServeError::Key(e.to_string()))?;
+    Ok(rustls::sign::CertifiedKey::new(chain, signing))
+}
+
+impl CertStore {
+    pub fn new(cert_pem: &[u8], key_pem: &[u8]) -> Result<Arc<CertStore>, ServeError> {
+        Ok(Arc::new(CertStore {
+            current: std::sync::RwLock::new(Arc::new(certified_key(cert_pem, key_pem)?)),
+        }))
+    }
+
+    /// Serves `cert_pem`/`key_pem` from the next handshake on.
+    pub fn replace(&self, cert_pem: &[u8], key_pem: &[u8]) -> Result<(), ServeError> {
+        let next = Arc::new(certified_key(cert_pem, key_pem)?);
+        if let Ok(mut cur) = self.current.write() {
+            *cur = next;
+        }
+        Ok(())
+    }
+
+    /// A rustls configuration answering every handshake with the current certificate.
+    pub fn tls_config(self: &Arc<Self>) -> Result<Arc<rustls::ServerConfig>, ServeError> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()?
+            .with_no_client_auth()
+            .with_cert_resolver(self.clone());
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(Arc::new(config))
+    }
+}
+
+impl rustls::server::ResolvesServerCert for CertStore {
+    fn resolve(
+        &self,
+        _hello: rustls::server::ClientHello<'_>,
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        self.current.read().ok().map(|c| c.clone())
     }
 }

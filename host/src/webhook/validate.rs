@@ -118,7 +118,7 @@ pub async fn check(
     if object["apiVersion"] == "llamastack.io/v1alpha1" {
         let h = hooks.clone();
         let converted =
-            tokio::task::spawn_blocking(move || h.builtin.convert(&h.host, &object, "v1alpha2"))
+            tokio::task::spawn_blocking(move || h.builtin().convert(&h.host, &object, "v1alpha2"))
                 .await;
         object = match converted {
             Ok(Ok(Ok(o))) => o,
@@ -151,7 +151,9 @@ pub async fn check(
         lookups(client, ns, &mut req, &mut errors, &mut override_missing).await;
     }
     let h = hooks.clone();
-    let engine = tokio::task::spawn_blocking(move || h.builtin.validate(&h.host, &req)).await;
+    let engine =
+        tokio::task::spawn_blocking(move || h.plugins.for_request(&req).validate(&h.host, &req))
+            .await;
     match engine {
         Ok(Ok(found)) => errors.extend(found.into_iter().filter(|e| {
             // Reported by the lookup already, with the ConfigMap's name.

@@ -1,6 +1,8 @@
 //! Shared by the CRD and conversion tests: v1alpha1 samples and object helpers.
 #![allow(dead_code)]
 
+pub mod operator;
+
 use llsd_test_support::kube::Client;
 use llsd_test_support::kube::api::{Api, ApiResource, DynamicObject};
 use llsd_test_support::kube::core::GroupVersionKind;
@@ -103,14 +105,27 @@ pub async fn install_crd(
     use llsd_test_support::kube::api::PostParams;
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     let name = crd.metadata.name.clone().unwrap_or_default();
-    match crds.get_opt(&name).await? {
-        Some(existing) => {
-            crd.metadata.resource_version = existing.metadata.resource_version;
-            crds.replace(&name, &PostParams::default(), &crd).await
+    // Tests of one binary run in parallel and may install it at the same moment: a conflict
+    // (409) means another one just did; read it back and try again.
+    let mut attempt = 0;
+    loop {
+        let written = match crds.get_opt(&name).await? {
+            Some(existing) => {
+                crd.metadata.resource_version = existing.metadata.resource_version;
+                crds.replace(&name, &PostParams::default(), &crd).await
+            }
+            None => crds.create(&PostParams::default(), &crd).await,
+        };
+        match written {
+            Err(llsd_test_support::kube::Error::Api(s)) if s.code == 409 && attempt < 5 => {
+                attempt += 1
+            }
+            other => {
+                other.context("installing the CRD (a non-structural schema or a CEL rule over the cost budget fails here)")?;
+                break;
+            }
         }
-        None => crds.create(&PostParams::default(), &crd).await,
     }
-    .context("installing the CRD (a non-structural schema or a CEL rule over the cost budget fails here)")?;
     llsd_test_support::wait_for(
         &crds,
         &name,
@@ -182,15 +197,8 @@ pub async fn start_webhooks_tls(
     key: &str,
 ) -> anyhow::Result<RunningWebhooks> {
     use anyhow::Context;
-    use llama_stack_operator::plugin::{Host, Limits};
     use llama_stack_operator::webhook::{Webhooks, router, serve, tls_config};
-    let host = Host::new(Limits::default()).context("plugin host")?;
-    let builtin = host.load_default().context("built-in plugin")?;
-    let hooks = std::sync::Arc::new(Webhooks {
-        host,
-        builtin,
-        client,
-    });
+    let hooks = std::sync::Arc::new(Webhooks::with_builtin(client).context("built-in plugin")?);
     let listener = tokio::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0)).await?;
     let port = listener.local_addr()?.port();
     let tls = tls_config(cert.as_bytes(), key.as_bytes())?;

@@ -1,0 +1,209 @@
+//! The operator binary as a process against the test cluster (architecture.md, testing
+//! ladder 4): one per test, watching only the test's namespace, which is also its own
+//! namespace (ConfigMap, certificate Secret). Killed when dropped.
+
+use anyhow::{Context, Result, bail};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Operator {
+    child: Child,
+    pub webhook_port: u16,
+    pub metrics_port: u16,
+    pub probe_port: u16,
+    pub log: PathBuf,
+}
+
+/// The operator binary: `LLSD_OPERATOR_BIN`, which tests/cluster/run-tests.sh sets. A test
+/// that cannot find it fails: it never quietly skips.
+pub fn binary() -> Result<PathBuf> {
+    let bin = std::env::var_os("LLSD_OPERATOR_BIN").context(
+        "LLSD_OPERATOR_BIN is not set: run through tests/cluster/run-tests.sh (make cluster-tests)",
+    )?;
+    let bin = PathBuf::from(bin);
+    if !bin.is_file() {
+        bail!(
+            "LLSD_OPERATOR_BIN={} is not a file: build it with cargo build -p llama-stack-operator",
+            bin.display()
+        );
+    }
+    Ok(bin)
+}
+
+fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+impl Operator {
+    /// Starts `run` for namespace `ns` and waits for `/readyz`.
+    pub async fn start(ns: &str, extra: &[&str]) -> Result<Operator> {
+        let bin = binary()?;
+        let (webhook_port, metrics_port, probe_port) = (free_port()?, free_port()?, free_port()?);
+        let log = std::env::temp_dir().join(format!("llsd-operator-{ns}.log"));
+        let out = std::fs::File::create(&log)?;
+        let err = out.try_clone()?;
+        let mut cmd = Command::new(&bin);
+        cmd.args([
+            "run",
+            "--namespace",
+            ns,
+            "--watch-namespace",
+            ns,
+            "--bind-address",
+            "127.0.0.1",
+        ])
+        .args(["--webhook-port", &webhook_port.to_string()])
+        .args(["--metrics-port", &metrics_port.to_string()])
+        .args(["--probe-port", &probe_port.to_string()])
+        .args(["--webhook-host", "127.0.0.1"])
+        .args(["--webhook-secret", "llsd-test-webhook-cert"])
+        // Names no test creates: CA injection skips them (the CRD is injected when a
+        // test points its conversion at this process).
+        .args(["--mutating-webhook-configuration", &format!("absent-{ns}")])
+        .args([
+            "--validating-webhook-configuration",
+            &format!("absent-{ns}"),
+        ])
+        .args(extra)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err);
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("starting {}", bin.display()))?;
+        let mut op = Operator {
+            child,
+            webhook_port,
+            metrics_port,
+            probe_port,
+            log,
+        };
+        op.wait_ready(Duration::from_secs(60)).await?;
+        Ok(op)
+    }
+
+    async fn wait_ready(&mut self, timeout: Duration) -> Result<()> {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                bail!(
+                    "the operator exited with {status} before it was ready; log:\n{}",
+                    self.log_text()
+                );
+            }
+            if http_get(self.probe_port, "/readyz")
+                .await
+                .is_ok_and(|(code, _)| code == 200)
+            {
+                return Ok(());
+            }
+            if start.elapsed() > timeout {
+                bail!(
+                    "the operator was not ready after {timeout:?}; log:\n{}",
+                    self.log_text()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let tail: Vec<&str> = text.lines().rev().take(60).collect();
+        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+    }
+
+    /// `/metrics` as text.
+    pub async fn metrics(&self) -> Result<String> {
+        Ok(http_get(self.metrics_port, "/metrics").await?.1)
+    }
+
+    /// The sum of a counter over all its label sets, e.g. `llsd_reconciles_total`.
+    pub async fn counter(&self, name: &str) -> Result<f64> {
+        let text = self.metrics().await?;
+        Ok(text
+            .lines()
+            .filter(|l| {
+                l.starts_with(name)
+                    && (l[name.len()..].starts_with('{') || l[name.len()..].starts_with(' '))
+            })
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum())
+    }
+
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A plain HTTP/1.0 GET on loopback (probes and metrics need nothing more).
+pub async fn http_get(port: u16, path: &str) -> Result<(u16, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").as_bytes())
+        .await?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).await?;
+    let text = String::from_utf8_lossy(&buf).to_string();
+    let code = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .context("no HTTP status line")?;
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Ok((code, body))
+}
+
+/// Lines of the API server's audit log written by the operator for namespace `ns` after
+/// byte `offset` (tests/cluster/up turns the log on for every write).
+pub fn operator_writes(offset: u64, ns: &str) -> Result<Vec<serde_json::Value>> {
+    let path = audit_log()?;
+    let text = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+    let text = String::from_utf8_lossy(text.get(offset as usize..).unwrap_or_default()).to_string();
+    Ok(text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|e| {
+            e["userAgent"]
+                .as_str()
+                .is_some_and(|u| u.starts_with("llama-stack-operator/"))
+        })
+        .filter(|e| e["objectRef"]["namespace"] == ns)
+        .filter(|e| e["stage"] == "ResponseComplete")
+        .collect())
+}
+
+pub fn audit_log() -> Result<PathBuf> {
+    let base = std::env::var_os("LLSD_CACHE_DIR")
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/llama-stack-operator"))
+        })
+        .context("neither LLSD_CACHE_DIR nor HOME is set")?;
+    let path = base.join("cluster/logs/audit.log");
+    if !path.is_file() {
+        bail!(
+            "{} does not exist: the API server was started without the audit log (restart it with tests/cluster/down && tests/cluster/up)",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+pub fn audit_offset() -> Result<u64> {
+    Ok(std::fs::metadata(audit_log()?)?.len())
+}
