@@ -1,6 +1,10 @@
-//! The llama-stack operator: CLI today; controller, webhooks and plugin host in later modules.
+//! The llama-stack operator: CLI, controller, webhooks and the plugin host.
 
 pub mod api;
+pub mod app;
 pub mod cli;
+pub mod controller;
 pub mod plugin;
+pub mod settings;
+pub mod telemetry;
 pub mod webhook;

@@ -6,6 +6,7 @@ mod distributions;
 mod generate;
 mod input;
 mod plugins;
+pub mod run;
 mod validate;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -45,6 +46,8 @@ pub enum Command {
     Convert(convert::Args),
     /// Check a LlamaStackDistribution offline (everything that needs no cluster).
     Validate(validate::Args),
+    /// Run the operator: controller, webhooks, metrics and probes.
+    Run(run::Args),
 }
 
 pub fn run(cli: Cli) -> ExitCode {
@@ -55,5 +58,6 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Crds => crds::run(),
         Command::Convert(args) => convert::run(&args),
         Command::Validate(args) => validate::run(&args),
+        Command::Run(args) => run::run(&args),
     }
 }

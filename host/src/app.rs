@@ -1,0 +1,452 @@
+//! Wiring of `run`: client, plugins, webhook certificates, the three listeners, leader
+//! election and the controller, and a graceful stop on SIGTERM/SIGINT. Decides nothing about
+//! a CR.
+
+use crate::cli::run::{Args, CertMode};
+use crate::controller::{self, Context};
+use crate::plugin::{Host, Limits, PluginRegistry, PluginSource};
+use crate::settings::{DEFAULT_FEATURE_FLAGS, OPERATOR_CONFIG_MAP, WATCH_LABEL};
+use crate::telemetry::{Metrics, metrics_router, probe_router};
+use crate::webhook::{CertStore, Webhooks, certs, router, serve};
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::Api;
+use kube::api::{ObjectMeta, PostParams};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// Lease held by the replica that runs the controller.
+pub const LEASE: &str = "llama-stack-operator-leader";
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("the operator namespace is unknown: pass --namespace or set OPERATOR_NAMESPACE")]
+    Namespace,
+    #[error("failed to find a kubeconfig or in-cluster config: {0}")]
+    Config(String),
+    #[error("failed to connect to the API server: {0}")]
+    Client(#[source] kube::Error),
+    #[error("failed to {verb} {what}: {source}")]
+    Api {
+        verb: &'static str,
+        what: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("failed to load the plugins: {0}")]
+    Plugins(String),
+    #[error("failed to prepare the webhook certificate: {0}")]
+    Certs(#[from] certs::CertError),
+    #[error("failed to read the webhook certificate from {path}: {source}")]
+    CertFiles {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("failed to serve: {0}")]
+    Serve(#[from] crate::webhook::ServeError),
+    #[error("failed to bind {what} on {addr}: {source}")]
+    Bind {
+        what: &'static str,
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("leader election failed: {0}")]
+    Lease(String),
+}
+
+pub async fn run(args: Args) -> Result<(), AppError> {
+    let started = Instant::now();
+    // kube's TLS uses rustls' process-wide provider; ring is the one we build with.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let namespace = operator_namespace(&args)?;
+    let client = client().await?;
+    ensure_operator_config(&client, &namespace).await?;
+
+    let metrics = Arc::new(Metrics::default());
+    let (host, plugins) = load_plugins(args.plugins_config.as_deref()).await?;
+    let ready = Arc::new(AtomicBool::new(false));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(signal(stop_tx));
+
+    // Probes and metrics first: a slow start is visible as not ready, not as dead.
+    let probe_addr = (args.bind_address, args.probe_port).into();
+    spawn_http(
+        "probes",
+        probe_addr,
+        probe_router(ready.clone()),
+        stop_rx.clone(),
+    )
+    .await?;
+    let metrics_addr = (args.bind_address, args.metrics_port).into();
+    spawn_http(
+        "metrics",
+        metrics_addr,
+        metrics_router(metrics.clone()),
+        stop_rx.clone(),
+    )
+    .await?;
+
+    // Webhooks: every replica serves them, leader or not.
+    let store = serving_certificate(&args, &client, &namespace).await?;
+    let hooks = Arc::new(Webhooks::new(
+        host.clone(),
+        plugins.clone(),
+        Some(client.clone()),
+    ));
+    let addr = (args.bind_address, args.webhook_port).into();
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| AppError::Bind {
+            what: "webhooks",
+            addr,
+            source,
+        })?;
+    let tls = store.tls_config()?;
+    let mut stop = stop_rx.clone();
+    tokio::spawn(async move {
+        tokio::select! {
+            r = serve(listener, tls, router(hooks)) => if let Err(e) = r { tracing::error!(error = %e, "webhook server stopped") },
+            _ = stop.wait_for(|s| *s) => {}
+        }
+    });
+    tokio::spawn(rotate(
+        args.clone(),
+        client.clone(),
+        namespace.clone(),
+        store,
+        stop_rx.clone(),
+    ));
+    tracing::info!(port = args.webhook_port, "webhooks serving");
+
+    let ctx = Arc::new(Context::new(
+        client.clone(),
+        host,
+        plugins,
+        metrics,
+        namespace.clone(),
+        std::env::var("OPERATOR_VERSION").unwrap_or_else(|_| env!("CARGO_PKG_VERSION").to_string()),
+    ));
+    let lease = if args.leader_elect {
+        let manager = kube_lease_manager::LeaseManagerBuilder::new(client.clone(), LEASE)
+            .with_namespace(&namespace)
+            .with_identity(
+                std::env::var("POD_NAME")
+                    .unwrap_or_else(|_| format!("llama-stack-operator-{}", std::process::id())),
+            )
+            .with_duration(15)
+            .with_grace(5)
+            .build()
+            .await
+            .map_err(|e| AppError::Lease(e.to_string()))?;
+        let (mut leading, task) = manager.watch().await;
+        tracing::info!(lease = LEASE, "waiting for leadership");
+        // Not leading yet: the webhooks serve, so this replica is ready.
+        ready.store(true, Ordering::Relaxed);
+        let mut stop = stop_rx.clone();
+        loop {
+            if *leading.borrow_and_update() {
+                break;
+            }
+            tokio::select! {
+                r = leading.changed() => if r.is_err() { return Err(AppError::Lease("the lease task ended".into())) },
+                _ = stop.wait_for(|s| *s) => return Ok(()),
+            }
+        }
+        tracing::info!(lease = LEASE, "leading");
+        ready.store(false, Ordering::Relaxed);
+        Some((leading, task))
+    } else {
+        None
+    };
+
+    let ready_flag = ready.clone();
+    let mark_ready = move || {
+        ready_flag.store(true, Ordering::Relaxed);
+        tracing::info!(
+            startup_ms = started.elapsed().as_millis() as u64,
+            "controller ready"
+        );
+    };
+    let mut stop = stop_rx.clone();
+    let shutdown = async move {
+        let _ = stop.wait_for(|s| *s).await;
+    };
+    match lease {
+        None => controller::run(ctx, args.watch_namespace.clone(), mark_ready, shutdown).await,
+        Some((mut leading, task)) => {
+            // Losing the lease stops the controller: another replica takes over.
+            let lost = async move {
+                while *leading.borrow() {
+                    if leading.changed().await.is_err() {
+                        break;
+                    }
+                }
+                tracing::warn!(lease = LEASE, "leadership lost");
+            };
+            let stop_or_lost = async move {
+                tokio::select! { _ = shutdown => {}, _ = lost => {} }
+            };
+            controller::run(ctx, args.watch_namespace.clone(), mark_ready, stop_or_lost).await;
+            // Dropping the receiver makes the manager release the lease.
+            task.abort();
+        }
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// A client that names itself: the API server's audit log tells our writes apart.
+async fn client() -> Result<kube::Client, AppError> {
+    let mut config = kube::Config::infer()
+        .await
+        .map_err(|e| AppError::Config(e.to_string()))?;
+    config.headers.push((
+        http::header::USER_AGENT,
+        http::HeaderValue::from_static(concat!("llama-stack-operator/", env!("CARGO_PKG_VERSION"))),
+    ));
+    kube::Client::try_from(config).map_err(AppError::Client)
+}
+
+fn operator_namespace(args: &Args) -> Result<String, AppError> {
+    if let Some(ns) = args.namespace.as_ref().filter(|n| !n.is_empty()) {
+        return Ok(ns.clone());
+    }
+    std::fs::read_to_string("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .ok_or(AppError::Namespace)
+}
+
+/// Creates the operator ConfigMap with upstream's defaults when it is missing (§2.2).
+async fn ensure_operator_config(client: &kube::Client, ns: &str) -> Result<(), AppError> {
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
+    let what = format!("ConfigMap {ns}/{OPERATOR_CONFIG_MAP}");
+    let existing = api
+        .get_opt(OPERATOR_CONFIG_MAP)
+        .await
+        .map_err(|source| AppError::Api {
+            verb: "read",
+            what: what.clone(),
+            source,
+        })?;
+    if existing.is_some() {
+        return Ok(());
+    }
+    let cm = ConfigMap {
+        metadata: ObjectMeta {
+            name: Some(OPERATOR_CONFIG_MAP.into()),
+            labels: Some(BTreeMap::from([(WATCH_LABEL.into(), "true".into())])),
+            ..Default::default()
+        },
+        data: Some(BTreeMap::from([(
+            "featureFlags".into(),
+            DEFAULT_FEATURE_FLAGS.into(),
+        )])),
+        ..Default::default()
+    };
+    match api.create(&PostParams::default(), &cm).await {
+        Ok(_) => {
+            tracing::info!(
+                configmap = OPERATOR_CONFIG_MAP,
+                "operator ConfigMap created with defaults"
+            );
+            Ok(())
+        }
+        Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
+        Err(source) => Err(AppError::Api {
+            verb: "create",
+            what,
+            source,
+        }),
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct PluginsFile {
+    #[serde(default)]
+    plugins: Vec<PluginSource>,
+}
+
+async fn load_plugins(config: Option<&Path>) -> Result<(Arc<Host>, Arc<PluginRegistry>), AppError> {
+    let sources = match config {
+        None => Vec::new(),
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .map_err(|e| AppError::Plugins(format!("{}: {e}", p.display())))?;
+            serde_yaml::from_str::<PluginsFile>(&text)
+                .map_err(|e| AppError::Plugins(format!("{}: {e}", p.display())))?
+                .plugins
+        }
+    };
+    // Compiling takes most of a second: off the async threads.
+    tokio::task::spawn_blocking(move || {
+        let host = Host::new(Limits::default()).map_err(|e| AppError::Plugins(e.to_string()))?;
+        let (registry, _failures) =
+            PluginRegistry::load(&host, &sources).map_err(|e| AppError::Plugins(e.to_string()))?;
+        Ok((Arc::new(host), Arc::new(registry)))
+    })
+    .await
+    .map_err(|e| AppError::Plugins(e.to_string()))?
+}
+
+fn dns_names(args: &Args, ns: &str) -> Vec<String> {
+    if !args.webhook_hosts.is_empty() {
+        return args.webhook_hosts.clone();
+    }
+    vec![
+        format!("{}.{ns}.svc", args.webhook_service),
+        format!("{}.{ns}.svc.cluster.local", args.webhook_service),
+    ]
+}
+
+/// The certificate the webhooks start with.
+async fn serving_certificate(
+    args: &Args,
+    client: &kube::Client,
+    ns: &str,
+) -> Result<Arc<CertStore>, AppError> {
+    match args.cert_mode {
+        CertMode::Operator => {
+            let (c, _) = certs::ensure(
+                client,
+                ns,
+                &args.webhook_secret,
+                &dns_names(args, ns),
+                SystemTime::now(),
+            )
+            .await?;
+            inject(args, client, &c.ca_pem).await;
+            Ok(CertStore::new(c.cert_pem.as_bytes(), c.key_pem.as_bytes())?)
+        }
+        CertMode::External => {
+            let (cert, key) = read_cert_files(&args.cert_dir)?;
+            Ok(CertStore::new(&cert, &key)?)
+        }
+    }
+}
+
+/// Injects the CA; the configurations may not exist (a plain `run` against a cluster with
+/// only the CRD), which is worth a warning, not a stop.
+async fn inject(args: &Args, client: &kube::Client, ca: &str) {
+    let crd = "llamastackdistributions.llamastack.io";
+    if let Err(e) = certs::inject(
+        client,
+        ca,
+        &args.mutating_webhook_configuration,
+        &args.validating_webhook_configuration,
+        crd,
+    )
+    .await
+    {
+        tracing::warn!(error = %e, "could not inject the webhook CA; the API server cannot call the webhooks until it is");
+    }
+}
+
+fn read_cert_files(dir: &Path) -> Result<(Vec<u8>, Vec<u8>), AppError> {
+    let read = |f: &str| {
+        let path = dir.join(f);
+        std::fs::read(&path).map_err(|source| AppError::CertFiles {
+            path: path.display().to_string(),
+            source,
+        })
+    };
+    Ok((read("tls.crt")?, read("tls.key")?))
+}
+
+/// Renews operator certificates before expiry, or reloads cert-manager's files when they
+/// change (compared by content: kubelet swaps a symlink, which file events miss).
+async fn rotate(
+    args: Args,
+    client: kube::Client,
+    ns: String,
+    store: Arc<CertStore>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let every = Duration::from_secs(args.cert_check_seconds.max(1));
+    let mut last = read_cert_files(&args.cert_dir).ok();
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        match args.cert_mode {
+            CertMode::Operator => match certs::ensure(
+                &client,
+                &ns,
+                &args.webhook_secret,
+                &dns_names(&args, &ns),
+                SystemTime::now(),
+            )
+            .await
+            {
+                Ok((c, renewed)) => {
+                    if renewed {
+                        // New CA first, then the new certificate: the API server trusts it by then.
+                        inject(&args, &client, &c.ca_pem).await;
+                        if let Err(e) = store.replace(c.cert_pem.as_bytes(), c.key_pem.as_bytes()) {
+                            tracing::error!(error = %e, "renewed certificate refused");
+                        } else {
+                            tracing::info!("webhook certificate rotated");
+                        }
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "certificate renewal failed; retrying"),
+            },
+            CertMode::External => {
+                let Ok(now) = read_cert_files(&args.cert_dir) else {
+                    continue;
+                };
+                if last.as_ref() != Some(&now) {
+                    match store.replace(&now.0, &now.1) {
+                        Ok(()) => tracing::info!("webhook certificate reloaded"),
+                        Err(e) => tracing::error!(error = %e, "new certificate files refused"),
+                    }
+                    last = Some(now);
+                }
+            }
+        }
+    }
+}
+
+async fn spawn_http(
+    what: &'static str,
+    addr: std::net::SocketAddr,
+    app: axum::Router,
+    mut stop: watch::Receiver<bool>,
+) -> Result<(), AppError> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| AppError::Bind { what, addr, source })?;
+    tokio::spawn(async move {
+        let served = axum::serve(listener, app).with_graceful_shutdown(async move {
+            let _ = stop.wait_for(|s| *s).await;
+        });
+        if let Err(e) = served.await {
+            tracing::error!(what, error = %e, "listener stopped");
+        }
+    });
+    Ok(())
+}
+
+async fn signal(stop: watch::Sender<bool>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
+            return;
+        };
+        tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+    }
+    tracing::info!("stopping");
+    let _ = stop.send(true);
+}

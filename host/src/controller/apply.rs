@@ -1,0 +1,97 @@
+//! Writes that happen only when something changed (FR-096: a no-op reconcile makes zero write
+//! requests). Each desired object carries the sha256 of its own content in an annotation; an
+//! object whose annotation matches is left alone unless someone else changed its spec since
+//! our last write, which the object's `metadata.generation` shows (drift repair).
+
+use super::Context;
+use super::children::{APPLIED_HASH_ANNOTATION, MANAGER, desired_hash};
+use super::error::{self, Error};
+use kube::api::{DeleteParams, Patch, PatchParams};
+use kube::{Api, Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::fmt::Debug;
+
+/// What [`ensure`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Unchanged,
+    Created,
+    Updated,
+}
+
+/// Server-side applies `desired` unless the live object already is what we would write.
+/// `create_only` objects (PVCs) are never changed once they exist.
+pub async fn ensure<K>(
+    ctx: &Context,
+    api: &Api<K>,
+    mut desired: K,
+    create_only: bool,
+) -> Result<(Outcome, K), Error>
+where
+    K: Resource<DynamicType = ()> + Clone + Serialize + DeserializeOwned + Debug,
+{
+    let name = desired.name_any();
+    let what = format!(
+        "{} {}/{}",
+        K::kind(&()),
+        desired.namespace().unwrap_or_default(),
+        name
+    );
+    let hash = desired_hash(&desired);
+    desired
+        .annotations_mut()
+        .insert(APPLIED_HASH_ANNOTATION.into(), hash.clone());
+    let live = api.get_opt(&name).await.map_err(api_err("read", &what))?;
+    let key = ctx.drift_key::<K>(&desired);
+    if let Some(live) = &live {
+        let same_content = live.annotations().get(APPLIED_HASH_ANNOTATION) == Some(&hash);
+        let drifted = ctx.drifted(&key, live.meta().generation);
+        if create_only || (same_content && !drifted) {
+            return Ok((Outcome::Unchanged, live.clone()));
+        }
+    }
+    let params = PatchParams::apply(MANAGER).force();
+    let written = api
+        .patch(&name, &params, &Patch::Apply(&desired))
+        .await
+        .map_err(api_err("apply", &what))?;
+    ctx.remember_generation(key, written.meta().generation);
+    tracing::info!(object = %what, created = live.is_none(), "applied");
+    let outcome = if live.is_some() {
+        Outcome::Updated
+    } else {
+        Outcome::Created
+    };
+    Ok((outcome, written))
+}
+
+/// Deletes `name` if it exists and the CR (by uid) controls it; never touches other objects.
+pub async fn remove<K>(api: &Api<K>, name: &str, owner_uid: &str) -> Result<bool, Error>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug,
+{
+    let what = format!("{} {name}", K::kind(&()));
+    let Some(live) = api.get_opt(name).await.map_err(api_err("read", &what))? else {
+        return Ok(false);
+    };
+    let ours = live
+        .owner_references()
+        .iter()
+        .any(|o| o.uid == owner_uid && o.controller == Some(true));
+    if !ours {
+        return Ok(false);
+    }
+    match api.delete(name, &DeleteParams::background()).await {
+        Ok(_) => {
+            tracing::info!(object = %what, "deleted");
+            Ok(true)
+        }
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(false),
+        Err(e) => Err(error::api("delete", what)(e)),
+    }
+}
+
+fn api_err(verb: &'static str, what: &str) -> impl FnOnce(kube::Error) -> Error {
+    error::api(verb, what.to_string())
+}

@@ -1,0 +1,340 @@
+//! The controller (issue 7): reconciles LlamaStackDistributions into a generated ConfigMap and
+//! the objects that run the server. Only this module writes to the API server.
+//!
+//! Triggers: the CRs (v1alpha2; v1alpha1 objects arrive converted), the objects they own
+//! (metadata only), the Secrets and ConfigMaps they reference (metadata only: no Secret value
+//! is cached) and the operator ConfigMap (every CR).
+
+mod apply;
+pub mod children;
+mod error;
+mod inputs;
+mod prune;
+mod reconcile;
+pub mod status;
+
+pub use error::Error;
+pub use inputs::postgres_uri;
+
+use crate::api::v1alpha2::LlamaStackDistribution;
+use crate::plugin::{Host, PluginRegistry};
+use crate::settings::{OPERATOR_CONFIG_MAP, OperatorConfig};
+use crate::telemetry::Metrics;
+use futures::{Future, StreamExt};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::{
+    ConfigMap, PersistentVolumeClaim, Secret, Service, ServiceAccount,
+};
+use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::core::PartialObjectMeta;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, predicates, watcher};
+use kube::{Api, Client, Resource, ResourceExt};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Label selector of everything the operator creates.
+const MANAGED: &str = "app.kubernetes.io/managed-by=llama-stack-operator";
+
+/// What every reconcile shares.
+pub struct Context {
+    pub client: Client,
+    pub host: Arc<Host>,
+    pub plugins: Arc<PluginRegistry>,
+    pub recorder: Recorder,
+    pub metrics: Arc<Metrics>,
+    pub operator_namespace: String,
+    pub operator_version: String,
+    settings: Mutex<OperatorConfig>,
+    /// Last `metadata.generation` we wrote or saw per owned object: a different live
+    /// generation means someone else edited its spec (drift).
+    generations: Mutex<HashMap<String, i64>>,
+}
+
+impl Context {
+    pub fn new(
+        client: Client,
+        host: Arc<Host>,
+        plugins: Arc<PluginRegistry>,
+        metrics: Arc<Metrics>,
+        operator_namespace: String,
+        operator_version: String,
+    ) -> Context {
+        let reporter = Reporter {
+            controller: children::MANAGER.into(),
+            instance: std::env::var("POD_NAME").ok(),
+        };
+        Context {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            host,
+            plugins,
+            metrics,
+            operator_namespace,
+            operator_version,
+            settings: Mutex::new(OperatorConfig::default()),
+            generations: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Re-reads the operator ConfigMap (upstream does it at every reconcile); keeps the last
+    /// good values when it cannot be read or parsed.
+    pub async fn settings(&self) -> OperatorConfig {
+        let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), &self.operator_namespace);
+        match api.get_opt(OPERATOR_CONFIG_MAP).await {
+            Ok(cm) => {
+                let data = cm.and_then(|c| c.data).unwrap_or_default();
+                match OperatorConfig::parse(&data) {
+                    Ok((cfg, warnings)) => {
+                        for w in warnings {
+                            tracing::warn!(configmap = OPERATOR_CONFIG_MAP, "{w}");
+                        }
+                        if let Ok(mut s) = self.settings.lock() {
+                            *s = cfg;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(configmap = OPERATOR_CONFIG_MAP, error = %e, "keeping the previous operator settings")
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::error!(configmap = OPERATOR_CONFIG_MAP, error = %e, "keeping the previous operator settings")
+            }
+        }
+        self.settings.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    fn drift_key<K: Resource<DynamicType = ()>>(&self, obj: &K) -> String {
+        format!(
+            "{}/{}/{}",
+            K::kind(&()),
+            obj.meta().namespace.as_deref().unwrap_or_default(),
+            obj.meta().name.as_deref().unwrap_or_default()
+        )
+    }
+
+    /// Whether the live generation differs from the one we last wrote. An object we have not
+    /// seen since start is taken as is (no write at start-up for an unchanged world).
+    fn drifted(&self, key: &str, live: Option<i64>) -> bool {
+        let Ok(mut map) = self.generations.lock() else {
+            return false;
+        };
+        match (map.get(key), live) {
+            (Some(g), Some(l)) => *g != l,
+            (None, Some(l)) => {
+                map.insert(key.to_string(), l);
+                false
+            }
+            _ => false,
+        }
+    }
+
+    fn remember_generation(&self, key: String, generation: Option<i64>) {
+        if let (Ok(mut map), Some(g)) = (self.generations.lock(), generation) {
+            map.insert(key, g);
+        }
+    }
+}
+
+/// Which CRs a Secret or ConfigMap named `name` in `ns` concerns.
+fn referencing(
+    store: &Store<LlamaStackDistribution>,
+    ns: &str,
+    name: &str,
+    kind: RefKind,
+) -> Vec<ObjectRef<LlamaStackDistribution>> {
+    store
+        .state()
+        .iter()
+        .filter(|cr| {
+            cr.namespace().as_deref() == Some(ns)
+                || kind == RefKind::ConfigMap && ca_namespace(cr) == Some(ns)
+        })
+        .filter(|cr| reconcile::references(cr, kind).iter().any(|n| n == name))
+        .map(|cr| ObjectRef::from_obj(cr.as_ref()))
+        .collect()
+}
+
+fn ca_namespace(cr: &LlamaStackDistribution) -> Option<&str> {
+    cr.spec
+        .networking
+        .as_ref()?
+        .tls
+        .as_ref()?
+        .ca_bundle
+        .as_ref()?
+        .config_map_namespace
+        .as_deref()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefKind {
+    Secret,
+    ConfigMap,
+}
+
+/// Runs the controller until `shutdown` resolves. `watch_namespace` limits it to one
+/// namespace (tests run one operator per namespace).
+pub async fn run(
+    ctx: Arc<Context>,
+    watch_namespace: Option<String>,
+    ready: impl FnOnce() + Send + 'static,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) {
+    let client = ctx.client.clone();
+    fn api<K>(client: &Client, ns: &Option<String>) -> Api<K>
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+    {
+        match ns {
+            Some(ns) => Api::namespaced(client.clone(), ns),
+            None => Api::all(client.clone()),
+        }
+    }
+    // Metadata-only watches: triggers need no more, and no Secret value enters the cache.
+    fn meta<K>(client: &Client, ns: &Option<String>) -> Api<PartialObjectMeta<K>>
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+    {
+        match ns {
+            Some(ns) => Api::namespaced(client.clone(), ns),
+            None => Api::all(client.clone()),
+        }
+    }
+    let managed = watcher::Config::default().labels(MANAGED);
+    let (reader, writer) = reflector::store();
+    // Ready once the first list of CRs is in the cache. (Not `Store::wait_until_ready`: its
+    // one-shot wakes a single waiter, and the controller already waits on it.)
+    let mut ready = Some(ready);
+    let crs = watcher(
+        api::<LlamaStackDistribution>(&client, &watch_namespace),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .inspect(move |e| {
+        if let Ok(watcher::Event::InitDone) = e
+            && let Some(r) = ready.take()
+        {
+            r();
+        }
+    })
+    .reflect(writer)
+    .applied_objects()
+    // Our own status writes do not need another pass.
+    .predicate_filter(predicates::generation, Default::default());
+    let controller = Controller::for_stream(crs, reader.clone());
+
+    let store = reader.clone();
+    let secrets = watcher(
+        meta::<Secret>(&client, &watch_namespace),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .touched_objects();
+    let store2 = reader.clone();
+    let configmaps = watcher(
+        meta::<ConfigMap>(&client, &None),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .touched_objects();
+    let operator_ns = ctx.operator_namespace.clone();
+
+    controller
+        .owns_stream(
+            watcher(
+                meta::<Deployment>(&client, &watch_namespace),
+                managed.clone(),
+            )
+            .default_backoff()
+            .touched_objects(),
+        )
+        .owns_stream(
+            watcher(meta::<Service>(&client, &watch_namespace), managed.clone())
+                .default_backoff()
+                .touched_objects(),
+        )
+        .owns_stream(
+            watcher(
+                meta::<ServiceAccount>(&client, &watch_namespace),
+                managed.clone(),
+            )
+            .default_backoff()
+            .touched_objects(),
+        )
+        .owns_stream(
+            watcher(
+                meta::<PersistentVolumeClaim>(&client, &watch_namespace),
+                managed.clone(),
+            )
+            .default_backoff()
+            .touched_objects(),
+        )
+        .owns_stream(
+            watcher(
+                meta::<PodDisruptionBudget>(&client, &watch_namespace),
+                managed.clone(),
+            )
+            .default_backoff()
+            .touched_objects(),
+        )
+        .owns_stream(
+            watcher(
+                meta::<HorizontalPodAutoscaler>(&client, &watch_namespace),
+                managed.clone(),
+            )
+            .default_backoff()
+            .touched_objects(),
+        )
+        .owns_stream(
+            watcher(
+                meta::<NetworkPolicy>(&client, &watch_namespace),
+                managed.clone(),
+            )
+            .default_backoff()
+            .touched_objects(),
+        )
+        .owns_stream(
+            watcher(meta::<Ingress>(&client, &watch_namespace), managed.clone())
+                .default_backoff()
+                .touched_objects(),
+        )
+        .watches_stream(secrets, move |s| {
+            let ns = s.namespace().unwrap_or_default();
+            referencing(&store, &ns, &s.name_any(), RefKind::Secret)
+        })
+        .watches_stream(configmaps, move |c| {
+            let ns = c.namespace().unwrap_or_default();
+            let name = c.name_any();
+            if ns == operator_ns && name == OPERATOR_CONFIG_MAP {
+                // Image overrides and feature flags concern every CR.
+                return store2
+                    .state()
+                    .iter()
+                    .map(|cr| ObjectRef::from_obj(cr.as_ref()))
+                    .collect();
+            }
+            referencing(&store2, &ns, &name, RefKind::ConfigMap)
+        })
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile::reconcile, reconcile::error_policy, ctx)
+        .for_each(|_| futures::future::ready(()))
+        .await;
+}
+
+/// How long a healthy CR waits before a routine re-check (drift on objects we do not watch).
+pub const RESYNC: Duration = Duration::from_secs(300);
+
+/// Requeue after a transient error.
+pub fn retry() -> Action {
+    Action::requeue(Duration::from_secs(5))
+}
