@@ -11,17 +11,12 @@ OPERATOR := $(CARGO_TARGET_DIR)/debug/llama-stack-operator
 LLVM_COV_VERSION := 0.6.21
 COVERAGE_MIN := 80
 
-.PHONY: demo test toolchain build lint unit coverage golden crds python-tests cluster-tests bench configs-check clean-cache
+.PHONY: demo test toolchain build lint unit coverage golden crds python-tests cluster-tests bench bench-cluster configs-check clean-cache
 
-## demo: generate a config.yaml from a sample LlamaStackDistribution on the embedded default.
+## demo: a local control plane, the operator, a sample LlamaStackDistribution reconciled to
+## Ready, and what was generated (tests/cluster/demo).
 demo: build
-	@echo "==> distributions compiled into the operator:"
-	@$(OPERATOR) distributions
-	@echo
-	@echo "==> llama-stack-operator generate -f deploy/samples/v1alpha2-simple.yaml"
-	@$(OPERATOR) generate -f deploy/samples/v1alpha2-simple.yaml
-	@echo "==> the same as JSON (env vars reference Secrets; no secret value is ever read):"
-	@$(OPERATOR) generate -o json -f deploy/samples/v1alpha2-simple.yaml | python3 -c 'import json,sys; d=json.load(sys.stdin); d.pop("configYaml"); print(json.dumps(d, indent=2))'
+	LLSD_OPERATOR_BIN=$(OPERATOR) tests/cluster/demo
 
 ## test: every test: format, lint, engine unit/golden/property tests with coverage, the CLI,
 ## the real llama-stack validation and server start, the real control plane.
@@ -75,6 +70,12 @@ cluster-tests:
 bench:
 	cargo bench -p llama-stack-config --bench generate
 	cargo bench -p llama-stack-operator --bench plugin
+
+## bench-cluster: controller (start-up, apply->Ready p50/p99, 200 CRs) and webhook latency
+## (oha, 50 parallel) on the local control plane; release builds.
+bench-cluster:
+	tests/bench/controller.sh
+	tests/bench/webhook-latency.sh
 
 ## configs-check: regenerate configs/ from the pinned wheels and fail on drift (slow: installs wheels).
 configs-check:

@@ -1,0 +1,302 @@
+//! Controller benchmark (issue 7), on the local control plane started by tests/cluster/up:
+//!   1. operator start-up: process spawn to `/readyz` 200;
+//!   2. 50 CRs applied one after another: time from each create to its Deployment existing
+//!      and to phase Ready (p50, p99);
+//!   3. 200 CRs created at once: time until all are Ready, the operator's peak RSS and its
+//!      CPU seconds (from /proc).
+//!
+//! Run: `tests/bench/controller.sh` (builds the release operator, starts the cluster).
+
+use anyhow::{Context, Result, bail};
+use futures_util::StreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{Api, ApiResource, DynamicObject, PostParams};
+use kube::core::GroupVersionKind;
+use kube::runtime::{WatchStreamExt, watcher};
+use serde_json::json;
+use std::collections::HashMap;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+fn llsd(client: &kube::Client, ns: &str) -> Api<DynamicObject> {
+    let gvk = GroupVersionKind::gvk("llamastack.io", "v1alpha2", "LlamaStackDistribution");
+    Api::namespaced_with(
+        client.clone(),
+        ns,
+        &ApiResource::from_gvk_with_plural(&gvk, "llamastackdistributions"),
+    )
+}
+
+fn cr(name: &str) -> Result<DynamicObject> {
+    Ok(serde_json::from_value(json!({
+        "apiVersion": "llamastack.io/v1alpha2", "kind": "LlamaStackDistribution",
+        "metadata": {"name": name},
+        "spec": {"distribution": {"name": "starter"},
+                 "providers": {"inference": [{"provider": "vllm", "endpoint": "http://vllm:8000/v1"}]},
+                 "resources": {"models": [{"name": "llama-3.1-8b"}]}},
+    }))?)
+}
+
+/// Times when each Deployment appeared and each CR became Ready, as seen by watches.
+#[derive(Default)]
+struct Seen {
+    deployment: HashMap<String, Instant>,
+    ready: HashMap<String, Instant>,
+}
+
+fn spawn_watches(client: &kube::Client, ns: &str, seen: Arc<Mutex<Seen>>) {
+    let deps: Api<Deployment> = Api::namespaced(client.clone(), ns);
+    let s = seen.clone();
+    tokio::spawn(async move {
+        let mut w = watcher(deps, watcher::Config::default())
+            .applied_objects()
+            .boxed();
+        while let Some(Ok(d)) = w.next().await {
+            if let (Some(n), Ok(mut s)) = (d.metadata.name, s.lock()) {
+                s.deployment.entry(n).or_insert_with(Instant::now);
+            }
+        }
+    });
+    let crs = llsd(client, ns);
+    tokio::spawn(async move {
+        let mut w = watcher(crs, watcher::Config::default())
+            .applied_objects()
+            .boxed();
+        while let Some(Ok(o)) = w.next().await {
+            if o.data["status"]["phase"] == "Ready"
+                && let (Some(n), Ok(mut s)) = (o.metadata.name, seen.lock())
+            {
+                s.ready.entry(n).or_insert_with(Instant::now);
+            }
+        }
+    });
+}
+
+/// Kills the operator however the benchmark ends.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((p / 100.0) * (sorted.len() as f64 - 1.0)).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn proc_stats(pid: u32) -> Result<(u64, f64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let hwm_kb: u64 = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .context("VmHWM")?;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    let after = stat.rsplit_once(')').map(|(_, a)| a).context("stat")?;
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks: f64 = f.get(11).and_then(|u| u.parse::<f64>().ok()).unwrap_or(0.0)
+        + f.get(12).and_then(|s| s.parse::<f64>().ok()).unwrap_or(0.0);
+    Ok((hwm_kb, ticks / 100.0))
+}
+
+async fn readyz(port: u16) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(mut s) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
+        return false;
+    };
+    if s.write_all(b"GET /readyz HTTP/1.0\r\n\r\n").await.is_err() {
+        return false;
+    }
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf).await;
+    String::from_utf8_lossy(&buf).split_whitespace().nth(1) == Some("200")
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    llsd_test_support::install_crypto_provider();
+    let bin = std::env::var("LLSD_OPERATOR_BIN").context("LLSD_OPERATOR_BIN")?;
+    let client = llsd_test_support::client().await?;
+    let ns = format!("llsd-bench-{}", std::process::id());
+    let nss: Api<Namespace> = Api::all(client.clone());
+    nss.create(
+        &PostParams::default(),
+        &serde_json::from_value(json!({"metadata": {"name": ns}}))?,
+    )
+    .await?;
+
+    // 1. start-up
+    let t0 = Instant::now();
+    let child = Command::new(&bin)
+        .args([
+            "run",
+            "--namespace",
+            &ns,
+            "--watch-namespace",
+            &ns,
+            "--bind-address",
+            "127.0.0.1",
+        ])
+        .args([
+            "--webhook-port",
+            "29443",
+            "--metrics-port",
+            "29080",
+            "--probe-port",
+            "29081",
+            "--webhook-host",
+            "127.0.0.1",
+        ])
+        .args([
+            "--webhook-secret",
+            "bench-cert",
+            "--mutating-webhook-configuration",
+            "absent",
+            "--validating-webhook-configuration",
+            "absent",
+        ])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let child = Killed(child);
+    while !readyz(29081).await {
+        if t0.elapsed() > Duration::from_secs(60) {
+            bail!("operator not ready in 60 s");
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let startup = t0.elapsed();
+    println!(
+        "startup to /readyz: {:.0} ms",
+        startup.as_secs_f64() * 1000.0
+    );
+
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    spawn_watches(&client, &ns, seen.clone());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let api = llsd(&client, &ns);
+
+    // 2. 50 CRs one after another
+    let mut applied = HashMap::new();
+    for i in 0..50 {
+        let name = format!("seq-{i}");
+        applied.insert(name.clone(), Instant::now());
+        api.create(&PostParams::default(), &cr(&name)?).await?;
+        // Wait for this one to be Ready before the next: latency, not throughput.
+        let start = Instant::now();
+        loop {
+            if seen
+                .lock()
+                .map(|s| s.ready.contains_key(&name))
+                .unwrap_or(false)
+            {
+                break;
+            }
+            if start.elapsed() > Duration::from_secs(60) {
+                bail!("{name} not Ready in 60 s");
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+    let (mut to_dep, mut to_ready) = (Vec::new(), Vec::new());
+    if let Ok(s) = seen.lock() {
+        for (n, t) in &applied {
+            if let Some(d) = s.deployment.get(n) {
+                to_dep.push(d.duration_since(*t).as_secs_f64() * 1000.0);
+            }
+            if let Some(r) = s.ready.get(n) {
+                to_ready.push(r.duration_since(*t).as_secs_f64() * 1000.0);
+            }
+        }
+    }
+    to_dep.sort_by(f64::total_cmp);
+    to_ready.sort_by(f64::total_cmp);
+    println!(
+        "50 CRs, apply -> Deployment created: p50 {:.0} ms, p99 {:.0} ms",
+        percentile(&to_dep, 50.0),
+        percentile(&to_dep, 99.0)
+    );
+    println!(
+        "50 CRs, apply -> phase Ready:        p50 {:.0} ms, p99 {:.0} ms",
+        percentile(&to_ready, 50.0),
+        percentile(&to_ready, 99.0)
+    );
+
+    // 3. 200 CRs at once
+    let (_, cpu_before) = proc_stats(child.0.id())?;
+    let t = Instant::now();
+    let names: Vec<String> = (0..200).map(|i| format!("burst-{i}")).collect();
+    let creates = names.iter().map(|n| {
+        let api = api.clone();
+        let n = n.clone();
+        async move {
+            api.create(&PostParams::default(), &cr(&n)?)
+                .await
+                .map(|_| ())
+                .map_err(anyhow::Error::from)
+        }
+    });
+    for r in futures_util::future::join_all(creates).await {
+        r?;
+    }
+    loop {
+        let done = seen
+            .lock()
+            .map(|s| names.iter().all(|n| s.ready.contains_key(n)))
+            .unwrap_or(false);
+        if done {
+            break;
+        }
+        if t.elapsed() > Duration::from_secs(600) {
+            bail!("200 CRs not Ready in 600 s");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let total = t.elapsed();
+    // The operator's part: the last Deployment it created (pods then depend on the cluster).
+    let deployed = seen
+        .lock()
+        .ok()
+        .and_then(|s| {
+            names
+                .iter()
+                .filter_map(|n| s.deployment.get(n))
+                .max()
+                .copied()
+        })
+        .map(|last| last.duration_since(t));
+    let (hwm_kb, cpu_after) = proc_stats(child.0.id())?;
+    if let Some(d) = deployed {
+        println!(
+            "200 CRs created at once -> all Deployments created: {:.1} s",
+            d.as_secs_f64()
+        );
+    }
+    println!(
+        "200 CRs created at once -> all Ready: {:.1} s",
+        total.as_secs_f64()
+    );
+    println!(
+        "operator peak RSS (VmHWM, whole run): {:.1} MiB",
+        hwm_kb as f64 / 1024.0
+    );
+    println!(
+        "operator CPU for the 200 CRs: {:.1} s (whole run {:.1} s)",
+        cpu_after - cpu_before,
+        cpu_after
+    );
+
+    drop(child);
+    nss.delete(&ns, &Default::default()).await?;
+    Ok(())
+}
