@@ -212,3 +212,132 @@ async fn a_postgres_connection_string_becomes_a_derived_secret() -> Result<()> {
     .with_context(|| op.log_text())?;
     ns.delete().await
 }
+
+/// Objects of `kubectl kustomize deploy/rbac`, moved to namespace `ns` and, for the
+/// cluster-scoped ones, renamed with `-<ns>` so a test never touches a real install.
+fn rbac_for(ns: &str) -> Result<Vec<Value>> {
+    let kubectl = std::env::var_os("LLSD_KUBECTL")
+        .context("LLSD_KUBECTL is unset: run through tests/cluster/run-tests.sh")?;
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/rbac");
+    let out = std::process::Command::new(kubectl)
+        .args(["kustomize", root])
+        .output()?;
+    ensure!(
+        out.status.success(),
+        "kubectl kustomize: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout)?;
+    let mut objects = Vec::new();
+    for doc in serde_yaml::Deserializer::from_str(&text) {
+        let mut v: Value =
+            serde_json::to_value(<serde_yaml::Value as serde::Deserialize>::deserialize(doc)?)?;
+        let kind = v["kind"].as_str().unwrap_or_default().to_string();
+        if kind.starts_with("Cluster") {
+            let name = format!(
+                "{}-{ns}",
+                v["metadata"]["name"].as_str().unwrap_or_default()
+            );
+            v["metadata"]["name"] = json!(name);
+            // The aggregated user roles have nothing to do with the operator's own rights.
+            if v["metadata"]["labels"].as_object().is_some_and(|l| {
+                l.keys()
+                    .any(|k| k.starts_with("rbac.authorization.k8s.io/aggregate"))
+            }) {
+                continue;
+            }
+        } else {
+            v["metadata"]["namespace"] = json!(ns);
+        }
+        if kind == "ClusterRoleBinding" {
+            let role = format!("{}-{ns}", v["roleRef"]["name"].as_str().unwrap_or_default());
+            v["roleRef"]["name"] = json!(role);
+        }
+        for s in v["subjects"].as_array_mut().into_iter().flatten() {
+            s["namespace"] = json!(ns);
+        }
+        objects.push(v);
+    }
+    Ok(objects)
+}
+
+/// Issue 7, least-privilege RBAC: the operator running as its ServiceAccount with exactly the
+/// shipped ClusterRole and Role reconciles a CR to Ready (every call it makes is allowed).
+#[tokio::test]
+async fn the_shipped_rbac_is_enough_to_reach_ready() -> Result<()> {
+    use llsd_test_support::k8s_openapi::api::authentication::v1::TokenRequest;
+    use llsd_test_support::k8s_openapi::api::core::v1::ServiceAccount;
+    use llsd_test_support::kube::api::{ApiResource, DynamicObject as Dyn, GroupVersionKind};
+    let client = client().await?;
+    common::install_crd(&client, crd::crd()?).await?;
+    let ns = TestNamespace::create(&client, "rbac").await?;
+    let mut cluster_scoped = Vec::new();
+    for obj in rbac_for(ns.name())? {
+        let (group, version) = match obj["apiVersion"]
+            .as_str()
+            .unwrap_or_default()
+            .split_once('/')
+        {
+            Some((g, v)) => (g.to_string(), v.to_string()),
+            None => (
+                String::new(),
+                obj["apiVersion"].as_str().unwrap_or_default().to_string(),
+            ),
+        };
+        let kind = obj["kind"].as_str().unwrap_or_default().to_string();
+        let ar = ApiResource::from_gvk(&GroupVersionKind::gvk(&group, &version, &kind));
+        let api: Api<Dyn> = if kind.starts_with("Cluster") {
+            cluster_scoped.push((
+                ar.clone(),
+                obj["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            ));
+            Api::all_with(client.clone(), &ar)
+        } else {
+            Api::namespaced_with(client.clone(), ns.name(), &ar)
+        };
+        api.create(&PostParams::default(), &serde_json::from_value(obj)?)
+            .await
+            .with_context(|| format!("creating {kind}"))?;
+    }
+    let result = async {
+        let sas: Api<ServiceAccount> = ns.api();
+        let tr: TokenRequest = serde_json::from_value(json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {"expirationSeconds": 3600}}))?;
+        let tr: TokenRequest = sas.create_subresource("token", "llama-stack-operator", &PostParams::default(), &tr).await?;
+        let token = tr.status.context("token status")?.token.context("token")?;
+        // A kubeconfig with the admin one's cluster and the ServiceAccount's token.
+        let admin = std::env::var("KUBECONFIG").context("KUBECONFIG")?;
+        let mut cfg: serde_yaml::Value = serde_yaml::from_str(&std::fs::read_to_string(&admin)?)?;
+        cfg["users"] = serde_yaml::from_str(&format!("[{{name: sa, user: {{token: {token}}}}}]"))?;
+        let ctx_name = cfg["contexts"][0]["name"].clone();
+        cfg["contexts"][0]["context"]["user"] = serde_yaml::Value::String("sa".into());
+        cfg["current-context"] = ctx_name;
+        let path = std::env::temp_dir().join(format!("llsd-{}-sa.kubeconfig", ns.name()));
+        std::fs::write(&path, serde_yaml::to_string(&cfg)?)?;
+
+        let op = Operator::start_with_env(ns.name(), &[], &[("KUBECONFIG", path.as_os_str())]).await?;
+        let api = llsd_api(&client, ns.name(), "v1alpha2");
+        let spec = json!({"distribution": {"name": "starter"}, "workload": {"replicas": 2}, "networking": {"expose": {}}});
+        api.create(&PostParams::default(), &object("v1alpha2", "rbac", spec)).await?;
+        phase_ready_at(&api, "rbac", 1).await.with_context(|| op.log_text())?;
+        let log = std::fs::read_to_string(&op.log).unwrap_or_default();
+        // The only refusal allowed: reading the webhook configurations the test names
+        // `absent-*`, which the ClusterRole's resourceNames rightly do not cover.
+        let refused: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains("forbidden") || l.contains("Forbidden"))
+            .filter(|l| !l.contains("\"absent-"))
+            .collect();
+        ensure!(refused.is_empty(), "the operator was refused something: {refused:#?}");
+        Ok::<_, anyhow::Error>(())
+    }
+    .await;
+    for (ar, name) in cluster_scoped {
+        let api: Api<Dyn> = Api::all_with(client.clone(), &ar);
+        let _ = api.delete(&name, &Default::default()).await;
+    }
+    result?;
+    ns.delete().await
+}

@@ -31,7 +31,8 @@ pub fn binary() -> Result<PathBuf> {
     Ok(bin)
 }
 
-fn free_port() -> Result<u16> {
+/// A port free on loopback right now (the caller binds it soon after).
+pub fn free_port() -> Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port())
@@ -40,9 +41,37 @@ fn free_port() -> Result<u16> {
 impl Operator {
     /// Starts `run` for namespace `ns` and waits for `/readyz`.
     pub async fn start(ns: &str, extra: &[&str]) -> Result<Operator> {
+        Operator::start_with_webhook_port(ns, free_port()?, extra).await
+    }
+
+    /// [`Operator::start`] serving the webhooks on `webhook_port`, for a test that must name
+    /// the URL (the CRD's conversion) before the process runs.
+    pub async fn start_with_webhook_port(
+        ns: &str,
+        webhook_port: u16,
+        extra: &[&str],
+    ) -> Result<Operator> {
+        Operator::start_full(ns, webhook_port, extra, &[]).await
+    }
+
+    /// [`Operator::start`] with extra environment (e.g. another `KUBECONFIG`).
+    pub async fn start_with_env(
+        ns: &str,
+        extra: &[&str],
+        env: &[(&str, &std::ffi::OsStr)],
+    ) -> Result<Operator> {
+        Operator::start_full(ns, free_port()?, extra, env).await
+    }
+
+    async fn start_full(
+        ns: &str,
+        webhook_port: u16,
+        extra: &[&str],
+        env: &[(&str, &std::ffi::OsStr)],
+    ) -> Result<Operator> {
         let bin = binary()?;
-        let (webhook_port, metrics_port, probe_port) = (free_port()?, free_port()?, free_port()?);
-        let log = std::env::temp_dir().join(format!("llsd-operator-{ns}.log"));
+        let (metrics_port, probe_port) = (free_port()?, free_port()?);
+        let log = std::env::temp_dir().join(format!("llsd-operator-{ns}-{webhook_port}.log"));
         let out = std::fs::File::create(&log)?;
         let err = out.try_clone()?;
         let mut cmd = Command::new(&bin);
@@ -68,6 +97,7 @@ impl Operator {
             &format!("absent-{ns}"),
         ])
         .args(extra)
+        .envs(env.iter().copied())
         .env("RUST_LOG", "info")
         .stdin(Stdio::null())
         .stdout(out)
@@ -145,6 +175,32 @@ impl Drop for Operator {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// A TLS handshake with `127.0.0.1:port` trusting only `ca_pem`: whether the webhooks there
+/// serve a certificate of that CA (for 127.0.0.1, as `--webhook-host 127.0.0.1` issues it).
+pub async fn tls_handshake(port: u16, ca_pem: &str) -> Result<()> {
+    use std::sync::Arc;
+    use tokio_rustls::rustls;
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+    use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(cert.map_err(|e| anyhow::anyhow!("CA PEM: {e}"))?)?;
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+    let name = ServerName::IpAddress(std::net::IpAddr::from([127, 0, 0, 1]).into());
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await
+        .context("TLS handshake")?;
+    Ok(())
 }
 
 /// A plain HTTP/1.0 GET on loopback (probes and metrics need nothing more).
