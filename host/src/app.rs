@@ -93,7 +93,7 @@ pub async fn run(args: Args) -> Result<(), AppError> {
     .await?;
 
     // Webhooks: every replica serves them, leader or not.
-    let store = serving_certificate(&args, &client, &namespace).await?;
+    let (store, served) = serving_certificate(&args, &client, &namespace).await?;
     let hooks = Arc::new(Webhooks::new(
         host.clone(),
         plugins.clone(),
@@ -120,6 +120,7 @@ pub async fn run(args: Args) -> Result<(), AppError> {
         client.clone(),
         namespace.clone(),
         store,
+        served,
         stop_rx.clone(),
     ));
     tracing::info!(port = args.webhook_port, "webhooks serving");
@@ -311,7 +312,7 @@ async fn serving_certificate(
     args: &Args,
     client: &kube::Client,
     ns: &str,
-) -> Result<Arc<CertStore>, AppError> {
+) -> Result<(Arc<CertStore>, Option<String>), AppError> {
     match args.cert_mode {
         CertMode::Operator => {
             let (c, _) = certs::ensure(
@@ -322,26 +323,41 @@ async fn serving_certificate(
                 SystemTime::now(),
             )
             .await?;
-            inject(args, client, &c.ca_pem).await;
-            Ok(CertStore::new(c.cert_pem.as_bytes(), c.key_pem.as_bytes())?)
+            inject(args, client, ns, &c.ca_pem).await;
+            let store = CertStore::new(c.cert_pem.as_bytes(), c.key_pem.as_bytes())?;
+            Ok((store, Some(c.cert_pem)))
         }
         CertMode::External => {
             let (cert, key) = read_cert_files(&args.cert_dir)?;
-            Ok(CertStore::new(&cert, &key)?)
+            Ok((CertStore::new(&cert, &key)?, None))
         }
     }
 }
 
 /// Injects the CA; the configurations may not exist (a plain `run` against a cluster with
 /// only the CRD), which is worth a warning, not a stop.
-async fn inject(args: &Args, client: &kube::Client, ca: &str) {
+async fn inject(args: &Args, client: &kube::Client, ns: &str, ca: &str) {
     let crd = "llamastackdistributions.llamastack.io";
+    // The CRD is shared: another operator process (a second install, a local run) must not
+    // get our CA into a conversion stanza that points at it.
+    let ours = if args.webhook_hosts.is_empty() {
+        certs::Endpoint::Service {
+            namespace: ns.to_string(),
+            name: args.webhook_service.clone(),
+        }
+    } else {
+        certs::Endpoint::Url {
+            hosts: args.webhook_hosts.clone(),
+            port: args.webhook_port,
+        }
+    };
     if let Err(e) = certs::inject(
         client,
         ca,
         &args.mutating_webhook_configuration,
         &args.validating_webhook_configuration,
         crd,
+        Some(&ours),
     )
     .await
     {
@@ -367,6 +383,7 @@ async fn rotate(
     client: kube::Client,
     ns: String,
     store: Arc<CertStore>,
+    mut served: Option<String>,
     mut stop: watch::Receiver<bool>,
 ) {
     let every = Duration::from_secs(args.cert_check_seconds.max(1));
@@ -387,13 +404,20 @@ async fn rotate(
             .await
             {
                 Ok((c, renewed)) => {
-                    if renewed {
-                        // New CA first, then the new certificate: the API server trusts it by then.
-                        inject(&args, &client, &c.ca_pem).await;
-                        if let Err(e) = store.replace(c.cert_pem.as_bytes(), c.key_pem.as_bytes()) {
-                            tracing::error!(error = %e, "renewed certificate refused");
-                        } else {
-                            tracing::info!("webhook certificate rotated");
+                    // Every check: the CA goes in first (no write when it is there already, so a
+                    // failed injection is retried), then whatever certificate the Secret holds
+                    // is served, also when another replica renewed it.
+                    inject(&args, &client, &ns, &c.ca_pem).await;
+                    if served.as_deref() != Some(c.cert_pem.as_str()) {
+                        match store.replace(c.cert_pem.as_bytes(), c.key_pem.as_bytes()) {
+                            Ok(()) => {
+                                served = Some(c.cert_pem.clone());
+                                tracing::info!(
+                                    renewed_here = renewed,
+                                    "webhook certificate rotated"
+                                );
+                            }
+                            Err(e) => tracing::error!(error = %e, "renewed certificate refused"),
                         }
                     }
                 }

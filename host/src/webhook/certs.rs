@@ -201,15 +201,49 @@ pub async fn ensure(
     Ok((certs, true))
 }
 
+/// Where this operator's webhooks are reached: the conversion stanza of the CRD is shared by
+/// every operator process on a cluster, so the CA goes there only when it points at us.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Endpoint {
+    /// In the cluster: `service.namespace`.
+    Service { namespace: String, name: String },
+    /// A local process: `https://<host>:<port>/...`.
+    Url { hosts: Vec<String>, port: u16 },
+}
+
+impl Endpoint {
+    pub fn matches(
+        &self,
+        cc: &k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::WebhookClientConfig,
+    ) -> bool {
+        match self {
+            Endpoint::Service { namespace, name } => cc
+                .service
+                .as_ref()
+                .is_some_and(|s| &s.namespace == namespace && &s.name == name),
+            Endpoint::Url { hosts, port } => cc.url.as_deref().is_some_and(|u| {
+                let authority = u
+                    .trim_start_matches("https://")
+                    .split('/')
+                    .next()
+                    .unwrap_or_default();
+                hosts.iter().any(|h| authority == format!("{h}:{port}"))
+            }),
+        }
+    }
+}
+
 /// Writes `ca_pem` into every webhook of the named configurations and into the CRD's
-/// conversion webhook (when it has one). Only `caBundle` changes, and only where it differs.
-/// A configuration that does not exist is skipped (an install without that webhook).
+/// conversion webhook when it points at `ours` (or always, with `None`). Only `caBundle`
+/// changes, and only where it differs. A configuration that does not exist is skipped (an
+/// install without that webhook).
 pub async fn inject(
     client: &kube::Client,
     ca_pem: &str,
     mutating: &str,
     validating: &str,
     crd: &str,
+    ours: Option<&Endpoint>,
 ) -> Result<(), CertError> {
     let ca = ByteString(ca_pem.as_bytes().to_vec());
     let api_err = |verb, what: String| move |source| CertError::Api { verb, what, source };
@@ -275,6 +309,7 @@ pub async fn inject(
         .as_mut()
         .and_then(|conv| conv.webhook.as_mut())
         .and_then(|w| w.client_config.as_mut())
+        && ours.is_none_or(|o| o.matches(cc))
         && cc.ca_bundle.as_ref() != Some(&ca)
     {
         cc.ca_bundle = Some(ca);
@@ -288,6 +323,39 @@ pub async fn inject(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
+        ServiceReference, WebhookClientConfig,
+    };
+
+    #[test]
+    fn the_crd_is_ours_only_when_it_points_at_us() {
+        let svc = |ns: &str, name: &str| WebhookClientConfig {
+            service: Some(ServiceReference {
+                namespace: ns.into(),
+                name: name.into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let url = |u: &str| WebhookClientConfig {
+            url: Some(u.into()),
+            ..Default::default()
+        };
+        let in_cluster = Endpoint::Service {
+            namespace: "ops".into(),
+            name: "hook".into(),
+        };
+        assert!(in_cluster.matches(&svc("ops", "hook")));
+        assert!(!in_cluster.matches(&svc("other", "hook")));
+        assert!(!in_cluster.matches(&url("https://127.0.0.1:9443/convert")));
+        let local = Endpoint::Url {
+            hosts: vec!["127.0.0.1".into()],
+            port: 9443,
+        };
+        assert!(local.matches(&url("https://127.0.0.1:9443/convert")));
+        assert!(!local.matches(&url("https://127.0.0.1:19443/convert")));
+        assert!(!local.matches(&svc("ops", "hook")));
+    }
 
     #[test]
     fn issued_certificates_serve_tls_and_hide_the_key_from_debug() {

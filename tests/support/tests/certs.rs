@@ -150,6 +150,7 @@ async fn exercise(
         name,
         name,
         "llamastackdistributions.llamastack.io",
+        None,
     )
     .await
     .context("injecting the CA")?;
