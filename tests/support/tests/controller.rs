@@ -4,15 +4,21 @@
 use anyhow::{Context, Result, ensure};
 use llama_stack_operator::api::crd;
 use llsd_test_support::k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use llsd_test_support::k8s_openapi::api::core::v1::{ConfigMap, Secret, Service, ServiceAccount};
+use llsd_test_support::k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use llsd_test_support::k8s_openapi::api::core::v1::{
+    ConfigMap, Container, PersistentVolumeClaim, Secret, Service, ServiceAccount, Volume,
+};
+use llsd_test_support::k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
+use llsd_test_support::k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use llsd_test_support::k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use llsd_test_support::kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use llsd_test_support::kube::core::DynamicObject;
-use llsd_test_support::{TestNamespace, client, eventually, wait_deleted};
+use llsd_test_support::{TestNamespace, client, eventually, wait_deleted, wait_for};
 use serde_json::{Value, json};
 use std::time::Duration;
 
 mod common;
-use common::operator::{Operator, audit_offset, operator_writes};
+use common::operator::{Operator, audit_offset, operator_writes, tls_handshake};
 use common::{llsd_api, object};
 
 const READY: Duration = Duration::from_secs(90);
@@ -58,7 +64,7 @@ async fn wait_cr(
 }
 
 async fn wait_phase(api: &Api<DynamicObject>, name: &str, want: &str) -> Result<DynamicObject> {
-    wait_cr(api, name, READY, |o| {
+    let found = wait_cr(api, name, READY, |o| {
         phase(o) == want
             && status(o)["observedGeneration"]
                 == o.metadata
@@ -66,7 +72,54 @@ async fn wait_phase(api: &Api<DynamicObject>, name: &str, want: &str) -> Result<
                     .map(Value::from)
                     .unwrap_or(Value::Null)
     })
-    .await
+    .await;
+    match found {
+        Ok(o) => Ok(o),
+        Err(e) => Err(e.context(workload_state(api, name).await)),
+    }
+}
+
+/// The Deployment `name` and its pods as they are now, for a timeout message.
+async fn workload_state(api: &Api<DynamicObject>, name: &str) -> String {
+    use llsd_test_support::k8s_openapi::api::core::v1::Pod;
+    let Some(ns) = api.namespace() else {
+        return String::new();
+    };
+    let c = api.clone().into_client();
+    let dep = Api::<Deployment>::namespaced(c.clone(), ns)
+        .get_opt(name)
+        .await
+        .ok()
+        .flatten()
+        .map(|d| {
+            format!(
+                "generation {:?}, status {}",
+                d.metadata.generation,
+                serde_json::to_string(&d.status).unwrap_or_default()
+            )
+        })
+        .unwrap_or_else(|| "none".into());
+    let pods = Api::<Pod>::namespaced(c, ns)
+        .list(&ListParams::default().labels(&format!("app.kubernetes.io/instance={name}")))
+        .await
+        .map(|l| {
+            l.items
+                .iter()
+                .map(|p| {
+                    format!(
+                        "{} node={:?} phase={:?} conditions={}",
+                        p.metadata.name.as_deref().unwrap_or(""),
+                        p.spec.as_ref().and_then(|s| s.node_name.clone()),
+                        p.status.as_ref().and_then(|s| s.phase.clone()),
+                        serde_json::to_string(&p.status.as_ref().map(|s| &s.conditions))
+                            .unwrap_or_default()
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n  ")
+        })
+        .unwrap_or_else(|e| e.to_string());
+    format!("Deployment {name}: {dep}\npods:\n  {pods}")
 }
 
 fn template_annotation(d: &Deployment, key: &str) -> Option<String> {
@@ -98,10 +151,17 @@ fn sha256_hex(text: &str) -> String {
 }
 
 async fn setup(prefix: &str) -> Result<(llsd_test_support::kube::Client, TestNamespace, Operator)> {
+    setup_with(prefix, &[]).await
+}
+
+async fn setup_with(
+    prefix: &str,
+    extra: &[&str],
+) -> Result<(llsd_test_support::kube::Client, TestNamespace, Operator)> {
     let client = client().await?;
     common::install_crd(&client, crd::crd()?).await?;
     let ns = TestNamespace::create(&client, prefix).await?;
-    let op = Operator::start(ns.name(), &[]).await?;
+    let op = Operator::start(ns.name(), extra).await?;
     Ok((client, ns, op))
 }
 
@@ -429,7 +489,13 @@ async fn steady_state_makes_no_writes() -> Result<()> {
     wait_phase(&api, "steady", "Ready")
         .await
         .with_context(|| op.log_text())?;
-    // Let the pods' last status changes settle into the CR status.
+    // Ready means one pod serves; wait for both, so the second pod's readiness is not counted
+    // as a steady-state status write, then let the last event settle.
+    wait_cr(&api, "steady", READY, |o| {
+        status(o)["availableReplicas"] == 2
+    })
+    .await
+    .with_context(|| op.log_text())?;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let offset = audit_offset()?;
     let reconciles = op.counter("llsd_reconciles_total").await?;
@@ -537,5 +603,985 @@ async fn generated_configmaps_are_pruned_to_two() -> Result<()> {
         names.contains(&current),
         "the current one is kept: {names:?}"
     );
+    ns.delete().await
+}
+
+/// The operator ConfigMap, in the operator's namespace (the test's namespace here).
+const OPERATOR_CONFIG: &str = "llama-stack-operator-config";
+/// How long a change may take to reach the owned objects (a watch event and one reconcile).
+const CHANGE: Duration = Duration::from_secs(60);
+const CONFIG_HASH: &str = "llamastack.io/config-hash";
+const CA_BUNDLE_HASH: &str = "llamastack.io/ca-bundle-hash";
+/// The starter distribution's config.yaml as the repository ships it.
+const STARTER_CONFIG: &str = include_str!("../../../configs/starter/config.yaml");
+
+fn container(d: &Deployment) -> Option<&Container> {
+    d.spec.as_ref()?.template.spec.as_ref()?.containers.first()
+}
+
+fn env_value(d: &Deployment, name: &str) -> Option<String> {
+    container(d)?
+        .env
+        .as_ref()?
+        .iter()
+        .find(|e| e.name == name)?
+        .value
+        .clone()
+}
+
+/// Where the pod template mounts volume `volume` (first mount of that volume).
+fn mount_path(d: &Deployment, volume: &str) -> Option<String> {
+    container(d)?
+        .volume_mounts
+        .as_ref()?
+        .iter()
+        .find(|m| m.name == volume)
+        .map(|m| m.mount_path.clone())
+}
+
+fn volume<'a>(d: &'a Deployment, name: &str) -> Option<&'a Volume> {
+    d.spec
+        .as_ref()?
+        .template
+        .spec
+        .as_ref()?
+        .volumes
+        .as_ref()?
+        .iter()
+        .find(|v| v.name == name)
+}
+
+/// The ConfigMap behind the pods' config.yaml.
+fn config_volume(d: &Deployment) -> Option<String> {
+    volume(d, "config")?
+        .config_map
+        .as_ref()
+        .map(|c| c.name.clone())
+}
+
+fn replicas(d: &Deployment) -> Option<i32> {
+    d.spec.as_ref()?.replicas
+}
+
+/// Whether the operator's field manager owns `spec.replicas` of the Deployment.
+fn operator_owns_replicas(d: &Deployment) -> bool {
+    d.metadata.managed_fields.iter().flatten().any(|m| {
+        m.manager.as_deref() == Some("llama-stack-operator")
+            && m.fields_v1
+                .as_ref()
+                .is_some_and(|f| f.0["f:spec"].get("f:replicas").is_some())
+    })
+}
+
+fn ingress_host(i: &Ingress) -> Option<String> {
+    i.spec.as_ref()?.rules.as_ref()?.first()?.host.clone()
+}
+
+fn config_map(name: &str, key: &str, text: &str) -> Result<ConfigMap> {
+    Ok(serde_json::from_value(
+        json!({"metadata": {"name": name}, "data": {key: text}}),
+    )?)
+}
+
+/// Merges `data` into the operator ConfigMap (a null value removes the key). The operator
+/// created it at start.
+async fn operator_config(ns: &TestNamespace, data: Value) -> Result<()> {
+    ns.api::<ConfigMap>()
+        .patch(
+            OPERATOR_CONFIG,
+            &PatchParams::default(),
+            &Patch::Merge(&json!({ "data": data })),
+        )
+        .await
+        .context("patching the operator ConfigMap")?;
+    Ok(())
+}
+
+async fn patch_spec(api: &Api<DynamicObject>, name: &str, spec: Value) -> Result<()> {
+    api.patch(
+        name,
+        &PatchParams::default(),
+        &Patch::Merge(&json!({ "spec": spec })),
+    )
+    .await
+    .with_context(|| format!("patching the spec of {name}"))?;
+    Ok(())
+}
+
+/// The generated ConfigMap the status names, and its config.yaml.
+async fn generated_config(ns: &TestNamespace, cr: &DynamicObject) -> Result<(String, String)> {
+    let name = status(cr)["configGeneration"]["configMapName"]
+        .as_str()
+        .context("status.configGeneration.configMapName")?
+        .to_string();
+    let cm = ns.api::<ConfigMap>().get(&name).await?;
+    let yaml = cm
+        .data
+        .and_then(|mut d| d.remove("config.yaml"))
+        .with_context(|| format!("config.yaml in {name}"))?;
+    Ok((name, yaml))
+}
+
+fn yaml(text: &str) -> Result<serde_yaml::Value> {
+    serde_yaml::from_str(text).context("parsing YAML")
+}
+
+/// The shipped starter config.yaml with `distro_name` set to `marker`.
+fn starter_config(marker: &str) -> Result<String> {
+    let text = STARTER_CONFIG.replacen(
+        "\ndistro_name: starter\n",
+        &format!("\ndistro_name: {marker}\n"),
+        1,
+    );
+    ensure!(
+        text.contains(marker),
+        "configs/starter/config.yaml has no `distro_name: starter` line"
+    );
+    Ok(text)
+}
+
+/// US6, D11, FR-074: the overrideConfig ConfigMap is the config the pods run; editing it
+/// rolls out a new hashed ConfigMap (by content); a missing one is reported by name.
+#[tokio::test]
+async fn override_config_edit_rolls_by_content() -> Result<()> {
+    let (client, ns, op) = setup("ctl-override").await?;
+    let api = llsd_api(&client, ns.name(), "v1alpha2");
+    let cms = ns.api::<ConfigMap>();
+    let deployments = ns.api::<Deployment>();
+    let first = starter_config("override-marker-1")?;
+    cms.create(
+        &PostParams::default(),
+        &config_map("user-config", "config.yaml", &first)?,
+    )
+    .await?;
+    api.create(
+        &PostParams::default(),
+        &object(
+            "v1alpha2",
+            "ovr",
+            json!({"distribution": {"name": "starter"}, "overrideConfig": {"configMapName": "user-config"}}),
+        ),
+    )
+    .await?;
+    let cr = wait_phase(&api, "ovr", "Ready")
+        .await
+        .with_context(|| op.log_text())?;
+    let resolved = &status(&cr)["resolvedDistribution"];
+    ensure!(resolved["configSource"] == "override-config", "{resolved}");
+    ensure!(
+        resolved["configHash"] == format!("sha256:{}", sha256_hex(&first)),
+        "the base config is the user's: {resolved}"
+    );
+    let (cm1, yaml1) = generated_config(&ns, &cr).await?;
+    ensure!(
+        yaml(&yaml1)? == yaml(&first)?,
+        "the generated config is the user's config.yaml:\n{yaml1}"
+    );
+    let dep1 = deployments.get("ovr").await?;
+    let hash1 = template_annotation(&dep1, CONFIG_HASH);
+    ensure!(
+        hash1 == Some(format!("sha256:{}", sha256_hex(&yaml1))),
+        "{hash1:?}"
+    );
+    ensure!(config_volume(&dep1).as_deref() == Some(cm1.as_str()));
+
+    // An edit of a value: the ConfigMap is watched, the new content gets a new name.
+    let second = starter_config("override-marker-2")?;
+    cms.patch(
+        "user-config",
+        &PatchParams::default(),
+        &Patch::Merge(&json!({"data": {"config.yaml": second}})),
+    )
+    .await?;
+    let cr = wait_cr(&api, "ovr", CHANGE, |o| {
+        phase(o) == "Ready"
+            && status(o)["configGeneration"]["configMapName"]
+                .as_str()
+                .is_some_and(|n| n != cm1)
+    })
+    .await
+    .with_context(|| op.log_text())?;
+    let (cm2, yaml2) = generated_config(&ns, &cr).await?;
+    ensure!(
+        yaml(&yaml2)? == yaml(&second)? && yaml2.contains("override-marker-2"),
+        "the generated config follows the edit:\n{yaml2}"
+    );
+    ensure!(cm2.ends_with(&sha256_hex(&yaml2)[..8]), "D10: {cm2}");
+    let dep2 = wait_for(&deployments, "ovr", CHANGE, |d| {
+        template_annotation(d, CONFIG_HASH) != hash1
+    })
+    .await?;
+    ensure!(
+        template_annotation(&dep2, CONFIG_HASH) == Some(format!("sha256:{}", sha256_hex(&yaml2))),
+        "config-hash follows the content"
+    );
+    ensure!(config_volume(&dep2).as_deref() == Some(cm2.as_str()));
+    ensure!(
+        status(&cr)["resolvedDistribution"]["configHash"]
+            == format!("sha256:{}", sha256_hex(&second))
+    );
+
+    // FR-097: the ConfigMap gone, the running Deployment stays as it is and the CR says why.
+    cms.delete("user-config", &DeleteParams::default()).await?;
+    let cr = wait_cr(&api, "ovr", CHANGE, |o| phase(o) == "Failed")
+        .await
+        .with_context(|| op.log_text())?;
+    let c = condition(&cr, "ConfigGenerated").context("ConfigGenerated")?;
+    ensure!(
+        c["status"] == "False"
+            && c["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("ConfigMap \"user-config\" not found")),
+        "{c}"
+    );
+    ensure!(
+        condition(&cr, "Available").is_some_and(|a| a["status"] == "True"),
+        "the running pods still serve: {}",
+        status(&cr)
+    );
+    let kept = deployments.get("ovr").await?;
+    ensure!(
+        kept.metadata.generation == dep2.metadata.generation
+            && config_volume(&kept).as_deref() == Some(cm2.as_str()),
+        "the Deployment is left alone"
+    );
+    // The same content back: Ready with the same ConfigMap, no new rollout (FR-096).
+    cms.create(
+        &PostParams::default(),
+        &config_map("user-config", "config.yaml", &second)?,
+    )
+    .await?;
+    let cr = wait_cr(&api, "ovr", CHANGE, |o| phase(o) == "Ready")
+        .await
+        .with_context(|| op.log_text())?;
+    ensure!(status(&cr)["configGeneration"]["configMapName"] == cm2.as_str());
+    ensure!(
+        deployments.get("ovr").await?.metadata.generation == dep2.metadata.generation,
+        "identical content, no Deployment change"
+    );
+
+    // A CR naming a ConfigMap that does not exist: reported by name, nothing deployed; the
+    // ConfigMap appearing later is picked up.
+    api.create(
+        &PostParams::default(),
+        &object(
+            "v1alpha2",
+            "ovr-missing",
+            json!({"distribution": {"name": "starter"}, "overrideConfig": {"configMapName": "absent-config"}}),
+        ),
+    )
+    .await?;
+    let cr = wait_cr(&api, "ovr-missing", READY, |o| {
+        condition(o, "ConfigGenerated").is_some_and(|c| c["status"] == "False")
+    })
+    .await
+    .with_context(|| op.log_text())?;
+    let c = condition(&cr, "ConfigGenerated").context("ConfigGenerated")?;
+    ensure!(c["reason"] == "ConfigGenerationFailed", "{c}");
+    let msg = c["message"].as_str().unwrap_or("");
+    ensure!(
+        msg.contains(&format!(
+            "ConfigMap \"absent-config\" not found in namespace \"{}\"",
+            ns.name()
+        )) && msg.contains("spec.overrideConfig.configMapName"),
+        "{msg}"
+    );
+    ensure!(phase(&cr) == "Failed", "phase {}", phase(&cr));
+    ensure!(
+        deployments.get_opt("ovr-missing").await?.is_none(),
+        "no Deployment without the config"
+    );
+    cms.create(
+        &PostParams::default(),
+        &config_map("absent-config", "config.yaml", &first)?,
+    )
+    .await?;
+    let cr = wait_phase(&api, "ovr-missing", "Ready")
+        .await
+        .with_context(|| op.log_text())?;
+    ensure!(
+        condition(&cr, "ConfigGenerated").is_some_and(|c| c["status"] == "True"),
+        "{}",
+        status(&cr)
+    );
+    ns.delete().await
+}
+
+/// FR-020, D15, v1alpha1-behavior §6: `image-overrides` in the operator ConfigMap changes
+/// the image (only) of the named distribution's Deployments; removing it restores the default.
+#[tokio::test]
+async fn operator_configmap_image_override_rolls_the_image() -> Result<()> {
+    const PATCHED: &str = "quay.io/example/llama-stack:patched";
+    let (client, ns, op) = setup("ctl-image").await?;
+    let api = llsd_api(&client, ns.name(), "v1alpha2");
+    let deployments = ns.api::<Deployment>();
+    api.create(
+        &PostParams::default(),
+        &object(
+            "v1alpha2",
+            "img",
+            json!({"distribution": {"name": "starter"}}),
+        ),
+    )
+    .await?;
+    let cr = wait_phase(&api, "img", "Ready")
+        .await
+        .with_context(|| op.log_text())?;
+    let dep = deployments.get("img").await?;
+    let default = image(&dep).context("image")?;
+    ensure!(default != PATCHED);
+    ensure!(status(&cr)["resolvedDistribution"]["image"] == default.as_str());
+    let hash = template_annotation(&dep, CONFIG_HASH);
+
+    operator_config(
+        &ns,
+        json!({"image-overrides": format!("starter: {PATCHED}\n")}),
+    )
+    .await?;
+    let dep = wait_for(&deployments, "img", Duration::from_secs(60), |d| {
+        image(d).as_deref() == Some(PATCHED)
+    })
+    .await
+    .with_context(|| op.log_text())?;
+    ensure!(
+        template_annotation(&dep, CONFIG_HASH) == hash,
+        "D15: an override changes the image, not the config"
+    );
+    wait_cr(&api, "img", CHANGE, |o| {
+        status(o)["resolvedDistribution"]["image"] == PATCHED
+    })
+    .await
+    .with_context(|| op.log_text())?;
+
+    operator_config(&ns, json!({"image-overrides": null})).await?;
+    wait_for(&deployments, "img", Duration::from_secs(60), |d| {
+        image(d).as_deref() == Some(default.as_str())
+    })
+    .await
+    .with_context(|| op.log_text())?;
+    wait_cr(&api, "img", CHANGE, |o| {
+        status(o)["resolvedDistribution"]["image"] == default.as_str()
+    })
+    .await
+    .with_context(|| op.log_text())?;
+    ns.delete().await
+}
+
+/// US5, FR-064/065, E3: `expose: {}` makes the Ingress `<cr>-ingress` to `<cr>-service`; the
+/// operator ConfigMap's `ingress-domain` gives it a generated host, `expose.hostname` a
+/// chosen one; `enabled: false` removes it.
+#[tokio::test]
+async fn workload_objects_follow_the_spec_ingress() -> Result<()> {
+    let (client, ns, op) = setup("ctl-ingress").await?;
+    let api = llsd_api(&client, ns.name(), "v1alpha2");
+    let ingresses = ns.api::<Ingress>();
+    api.create(
+        &PostParams::default(),
+        &object(
+            "v1alpha2",
+            "web",
+            json!({"distribution": {"name": "starter"}, "networking": {"expose": {}}}),
+        ),
+    )
+    .await?;
+    let ing = wait_for(&ingresses, "web-ingress", READY, |_| true)
+        .await
+        .with_context(|| op.log_text())?;
+    let rule = ing
+        .spec
+        .as_ref()
+        .and_then(|s| s.rules.as_ref())
+        .and_then(|r| r.first())
+        .context("an Ingress rule")?;
+    ensure!(
+        rule.host.is_none(),
+        "no domain, no host (as upstream): {rule:?}"
+    );
+    let backend = rule
+        .http
+        .as_ref()
+        .and_then(|h| h.paths.first())
+        .and_then(|p| p.backend.service.as_ref())
+        .context("a service backend")?;
+    ensure!(
+        backend.name == "web-service" && backend.port.as_ref().and_then(|p| p.number) == Some(8321),
+        "{backend:?}"
+    );
+    ensure!(
+        ing.metadata
+            .owner_references
+            .iter()
+            .flatten()
+            .any(|o| o.controller == Some(true) && o.name == "web"),
+        "owned by the CR"
+    );
+
+    operator_config(&ns, json!({"ingress-domain": "apps.example.com"})).await?;
+    let generated = format!("web-{}.apps.example.com", ns.name());
+    wait_for(&ingresses, "web-ingress", CHANGE, |i| {
+        ingress_host(i).as_deref() == Some(generated.as_str())
+    })
+    .await
+    .with_context(|| op.log_text())?;
+    wait_cr(&api, "web", CHANGE, |o| {
+        status(o)["routeURL"] == format!("http://{generated}")
+    })
+    .await?;
+
+    patch_spec(
+        &api,
+        "web",
+        json!({"networking": {"expose": {"hostname": "h.example.com"}}}),
+    )
+    .await?;
+    wait_for(&ingresses, "web-ingress", CHANGE, |i| {
+        ingress_host(i).as_deref() == Some("h.example.com")
+    })
+    .await
+    .with_context(|| op.log_text())?;
+    wait_cr(&api, "web", CHANGE, |o| {
+        status(o)["routeURL"] == "http://h.example.com"
+    })
+    .await?;
+
+    // Neither a hostname nor a domain: a rule for any host again.
+    patch_spec(
+        &api,
+        "web",
+        json!({"networking": {"expose": {"hostname": null}}}),
+    )
+    .await?;
+    operator_config(&ns, json!({"ingress-domain": null})).await?;
+    wait_for(&ingresses, "web-ingress", CHANGE, |i| {
+        ingress_host(i).is_none()
+    })
+    .await
+    .with_context(|| op.log_text())?;
+
+    patch_spec(
+        &api,
+        "web",
+        json!({"networking": {"expose": {"enabled": false}}}),
+    )
+    .await?;
+    wait_deleted(&ingresses, "web-ingress", CHANGE)
+        .await
+        .with_context(|| op.log_text())?;
+    wait_cr(&api, "web", CHANGE, |o| {
+        status(o)["observedGeneration"] == 4 && status(o)["routeURL"].is_null()
+    })
+    .await?;
+    ns.delete().await
+}
+
+/// FR-012, v1alpha1-behavior §3.5/§3.8: several replicas get the PDB `<cr>-pdb`
+/// (maxUnavailable 1); autoscaling gets the HPA `<cr>-hpa`, which then owns the replica count
+/// (the operator neither sets nor reverts it); without autoscaling the HPA goes.
+#[tokio::test]
+async fn workload_objects_follow_the_spec_pdb_and_hpa() -> Result<()> {
+    let (client, ns, op) = setup("ctl-scale").await?;
+    let api = llsd_api(&client, ns.name(), "v1alpha2");
+    let deployments = ns.api::<Deployment>();
+    let pdbs = ns.api::<PodDisruptionBudget>();
+    let hpas = ns.api::<HorizontalPodAutoscaler>();
+    api.create(
+        &PostParams::default(),
+        &object(
+            "v1alpha2",
+            "scale",
+            json!({"distribution": {"name": "starter"}, "workload": {"replicas": 2}}),
+        ),
+    )
+    .await?;
+    wait_phase(&api, "scale", "Ready")
+        .await
+        .with_context(|| op.log_text())?;
+    // Ready means one pod serves (§9.3); both are counted once both are up.
+    wait_cr(&api, "scale", CHANGE, |o| {
+        status(o)["availableReplicas"] == 2
+    })
+    .await
+    .with_context(|| op.log_text())?;
+    let dep = deployments.get("scale").await?;
+    ensure!(replicas(&dep) == Some(2));
+    ensure!(
+        operator_owns_replicas(&dep),
+        "the operator sets spec.replicas without autoscaling"
+    );
+    let pdb = pdbs.get("scale-pdb").await.context("PDB scale-pdb")?;
+    let spec = pdb.spec.as_ref().context("PDB spec")?;
+    ensure!(
+        spec.max_unavailable == Some(IntOrString::Int(1)) && spec.min_available.is_none(),
+        "{spec:?}"
+    );
+    ensure!(
+        spec.selector
+            .as_ref()
+            .and_then(|s| s.match_labels.as_ref())
+            .and_then(|l| l.get("app.kubernetes.io/instance"))
+            .map(String::as_str)
+            == Some("scale"),
+        "{spec:?}"
+    );
+
+    patch_spec(
+        &api,
+        "scale",
+        json!({"workload": {"autoscaling": {"maxReplicas": 4}}}),
+    )
+    .await?;
+    let hpa = wait_for(&hpas, "scale-hpa", CHANGE, |_| true)
+        .await
+        .with_context(|| op.log_text())?;
+    ensure!(
+        hpa.spec.scale_target_ref.kind == "Deployment"
+            && hpa.spec.scale_target_ref.name == "scale"
+            && hpa.spec.max_replicas == 4
+            && hpa.spec.min_replicas == Some(1),
+        "{:?}",
+        hpa.spec
+    );
+    wait_for(&deployments, "scale", CHANGE, |d| {
+        !operator_owns_replicas(d)
+    })
+    .await
+    .context("the operator gives up spec.replicas while autoscaling")?;
+    // Scale as the HPA would: the operator reconciles (a watched object changed) and keeps
+    // its hands off the count.
+    let before = op.counter("llsd_reconciles_total").await?;
+    deployments
+        .patch_scale(
+            "scale",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"spec": {"replicas": 3}})),
+        )
+        .await?;
+    eventually(
+        "a reconcile after the scale",
+        Duration::from_secs(30),
+        || async { Ok((op.counter("llsd_reconciles_total").await? > before).then_some(())) },
+    )
+    .await?;
+    let settle = std::time::Instant::now();
+    while settle.elapsed() < Duration::from_secs(3) {
+        let d = deployments.get("scale").await?;
+        ensure!(
+            replicas(&d) == Some(3),
+            "the HPA's count was overwritten: {:?}",
+            replicas(&d)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    patch_spec(&api, "scale", json!({"workload": {"autoscaling": null}})).await?;
+    wait_deleted(&hpas, "scale-hpa", CHANGE)
+        .await
+        .with_context(|| op.log_text())?;
+    wait_for(&deployments, "scale", CHANGE, |d| replicas(d) == Some(2))
+        .await
+        .context("the operator owns the count again")?;
+    wait_for(&pdbs, "scale-pdb", CHANGE, |p| {
+        p.spec
+            .as_ref()
+            .is_some_and(|s| s.max_unavailable == Some(IntOrString::Int(1)))
+    })
+    .await?;
+    ns.delete().await
+}
+
+/// FR-066, v1alpha1-behavior §3.8: the NetworkPolicy `<cr>-network-policy` follows the
+/// operator ConfigMap's feature flag `enableNetworkPolicy`.
+#[tokio::test]
+async fn workload_objects_follow_the_spec_network_policy() -> Result<()> {
+    let (client, ns, op) = setup("ctl-netpol").await?;
+    let api = llsd_api(&client, ns.name(), "v1alpha2");
+    let nps = ns.api::<NetworkPolicy>();
+    api.create(
+        &PostParams::default(),
+        &object(
+            "v1alpha2",
+            "np",
+            json!({"distribution": {"name": "starter"}}),
+        ),
+    )
+    .await?;
+    wait_phase(&api, "np", "Ready")
+        .await
+        .with_context(|| op.log_text())?;
+    ensure!(
+        nps.get_opt("np-network-policy").await?.is_none(),
+        "the flag is off by default"
+    );
+
+    operator_config(
+        &ns,
+        json!({"featureFlags": "enableNetworkPolicy:\n  enabled: true\n"}),
+    )
+    .await?;
+    let np = wait_for(&nps, "np-network-policy", CHANGE, |_| true)
+        .await
+        .with_context(|| op.log_text())?;
+    let spec = np.spec.as_ref().context("NetworkPolicy spec")?;
+    ensure!(
+        spec.pod_selector
+            .as_ref()
+            .and_then(|s| s.match_labels.as_ref())
+            .and_then(|l| l.get("app.kubernetes.io/instance"))
+            .map(String::as_str)
+            == Some("np"),
+        "{spec:?}"
+    );
+    let rule = spec
+        .ingress
+        .as_ref()
+        .and_then(|i| i.first())
+        .context("an ingress rule")?;
+    ensure!(
+        rule.ports
+            .iter()
+            .flatten()
+            .any(|p| p.port == Some(IntOrString::Int(8321))),
+        "{rule:?}"
+    );
+    ensure!(
+        rule.from.iter().flatten().any(|peer| peer
+            .namespace_selector
+            .as_ref()
+            .and_then(|s| s.match_labels.as_ref())
+            .and_then(|l| l.get("kubernetes.io/metadata.name"))
+            .map(String::as_str)
+            == Some(ns.name())),
+        "the operator's namespace is let in: {rule:?}"
+    );
+
+    // A value that does not parse keeps the last good settings (after a reconcile).
+    let before = op.counter("llsd_reconciles_total").await?;
+    operator_config(&ns, json!({"featureFlags": "enableNetworkPolicy: ["})).await?;
+    eventually(
+        "a reconcile after the operator ConfigMap changed",
+        Duration::from_secs(30),
+        || async { Ok((op.counter("llsd_reconciles_total").await? > before).then_some(())) },
+    )
+    .await?;
+    ensure!(
+        nps.get_opt("np-network-policy").await?.is_some(),
+        "an unparsable featureFlags must not turn the policy off"
+    );
+
+    operator_config(
+        &ns,
+        json!({"featureFlags": "enableNetworkPolicy:\n  enabled: false\n"}),
+    )
+    .await?;
+    wait_deleted(&nps, "np-network-policy", CHANGE)
+        .await
+        .with_context(|| op.log_text())?;
+    ns.delete().await
+}
+
+/// v1alpha1-behavior §3.5/§3.7: `workload.storage` gets the claim `<cr>-pvc` of that size,
+/// mounted at the default path, and the Recreate strategy; the claim is never resized.
+#[tokio::test]
+async fn workload_objects_follow_the_spec_storage() -> Result<()> {
+    let (client, ns, op) = setup("ctl-storage").await?;
+    let api = llsd_api(&client, ns.name(), "v1alpha2");
+    let pvcs = ns.api::<PersistentVolumeClaim>();
+    api.create(
+        &PostParams::default(),
+        &object(
+            "v1alpha2",
+            "disk",
+            json!({"distribution": {"name": "starter"}, "workload": {"storage": {"size": "1Gi"}}}),
+        ),
+    )
+    .await?;
+    let pvc = wait_for(&pvcs, "disk-pvc", READY, |_| true)
+        .await
+        .with_context(|| op.log_text())?;
+    let requested = |p: &PersistentVolumeClaim| {
+        p.spec
+            .as_ref()
+            .and_then(|s| s.resources.as_ref())
+            .and_then(|r| r.requests.as_ref())
+            .and_then(|r| r.get("storage"))
+            .map(|q| q.0.clone())
+    };
+    ensure!(requested(&pvc).as_deref() == Some("1Gi"), "{:?}", pvc.spec);
+    ensure!(
+        pvc.spec.as_ref().and_then(|s| s.access_modes.clone())
+            == Some(vec!["ReadWriteOnce".to_string()])
+    );
+    let dep = wait_for(&ns.api::<Deployment>(), "disk", READY, |_| true).await?;
+    ensure!(
+        dep.spec
+            .as_ref()
+            .and_then(|s| s.strategy.as_ref())
+            .and_then(|s| s.type_.as_deref())
+            == Some("Recreate"),
+        "RWO storage needs Recreate"
+    );
+    ensure!(
+        volume(&dep, "lls-storage")
+            .and_then(|v| v.persistent_volume_claim.as_ref())
+            .map(|c| c.claim_name.as_str())
+            == Some("disk-pvc")
+    );
+    ensure!(mount_path(&dep, "lls-storage").as_deref() == Some("/.llama"));
+    ensure!(env_value(&dep, "HF_HOME").as_deref() == Some("/.llama"));
+
+    // A new size is not applied to the existing claim (v1alpha1 §3.7).
+    patch_spec(
+        &api,
+        "disk",
+        json!({"workload": {"storage": {"size": "2Gi"}}}),
+    )
+    .await?;
+    wait_cr(&api, "disk", CHANGE, |o| {
+        status(o)["observedGeneration"] == 2
+    })
+    .await
+    .with_context(|| op.log_text())?;
+    ensure!(requested(&pvcs.get("disk-pvc").await?).as_deref() == Some("1Gi"));
+    ns.delete().await
+}
+
+/// D13, FR-061..063: server TLS from a kubernetes.io/tls Secret and a CA bundle from a
+/// ConfigMap: mounted, probed over HTTPS, trusted through SSL_CERT_FILE, written into
+/// config.yaml; a new CA rolls the pods through the ca-bundle hash.
+#[tokio::test]
+async fn tls_and_ca_bundle_are_mounted() -> Result<()> {
+    let (client, ns, op) = setup("ctl-tls").await?;
+    let api = llsd_api(&client, ns.name(), "v1alpha2");
+    let deployments = ns.api::<Deployment>();
+    let cms = ns.api::<ConfigMap>();
+    let (ca, cert, key) = common::certificates()?;
+    let secret: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "server-tls"}, "type": "kubernetes.io/tls",
+        "stringData": {"tls.crt": cert, "tls.key": key},
+    }))?;
+    ns.api::<Secret>()
+        .create(&PostParams::default(), &secret)
+        .await?;
+    cms.create(
+        &PostParams::default(),
+        &config_map("custom-ca", "ca-bundle.crt", &ca)?,
+    )
+    .await?;
+    api.create(
+        &PostParams::default(),
+        &object(
+            "v1alpha2",
+            "secure",
+            json!({"distribution": {"name": "starter"},
+                   "networking": {"tls": {"enabled": true, "secretName": "server-tls",
+                                          "caBundle": {"configMapName": "custom-ca"}}}}),
+        ),
+    )
+    .await?;
+    let cr = wait_phase(&api, "secure", "Ready")
+        .await
+        .with_context(|| op.log_text())?;
+    let dep = deployments.get("secure").await?;
+
+    let tls_volume = dep
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.spec.as_ref())
+        .and_then(|p| p.volumes.as_ref())
+        .and_then(|v| {
+            v.iter().find(|v| {
+                v.secret.as_ref().and_then(|s| s.secret_name.as_deref()) == Some("server-tls")
+            })
+        })
+        .context("a volume of Secret server-tls")?;
+    ensure!(
+        mount_path(&dep, &tls_volume.name).as_deref() == Some("/etc/llama-stack/tls"),
+        "TLS Secret mount"
+    );
+    let c = container(&dep).context("container")?;
+    for (what, probe) in [
+        ("readiness", &c.readiness_probe),
+        ("startup", &c.startup_probe),
+    ] {
+        let scheme = probe
+            .as_ref()
+            .and_then(|p| p.http_get.as_ref())
+            .and_then(|g| g.scheme.clone());
+        ensure!(
+            scheme.as_deref() == Some("HTTPS"),
+            "{what} probe scheme {scheme:?}"
+        );
+    }
+    ensure!(
+        env_value(&dep, "SSL_CERT_FILE").as_deref()
+            == Some("/etc/ssl/certs/ca-bundle/ca-bundle.crt")
+    );
+    ensure!(
+        volume(&dep, "ca-bundle")
+            .and_then(|v| v.config_map.as_ref())
+            .map(|c| c.name.as_str())
+            == Some("secure-ca-bundle")
+    );
+    ensure!(mount_path(&dep, "ca-bundle").as_deref() == Some("/etc/ssl/certs/ca-bundle"));
+    let managed = |cm: &ConfigMap| {
+        cm.data
+            .as_ref()
+            .and_then(|d| d.get("ca-bundle.crt"))
+            .cloned()
+            .unwrap_or_default()
+    };
+    let bundle = managed(&cms.get("secure-ca-bundle").await?);
+    ensure!(bundle.contains(ca.trim()), "the managed bundle: {bundle}");
+    let ca_hash = template_annotation(&dep, CA_BUNDLE_HASH);
+    ensure!(
+        ca_hash == Some(format!("sha256:{}", sha256_hex(&bundle))),
+        "{ca_hash:?}"
+    );
+
+    let (_, generated) = generated_config(&ns, &cr).await?;
+    let doc = yaml(&generated)?;
+    ensure!(
+        doc["server"]["tls_certfile"].as_str() == Some("/etc/llama-stack/tls/tls.crt")
+            && doc["server"]["tls_keyfile"].as_str() == Some("/etc/llama-stack/tls/tls.key"),
+        "server: {:?}",
+        doc["server"]
+    );
+    ensure!(
+        status(&cr)["serviceURL"]
+            == format!(
+                "https://secure-service.{}.svc.cluster.local:8321",
+                ns.name()
+            ),
+        "{}",
+        status(&cr)["serviceURL"]
+    );
+
+    // Another CA: the managed copy follows and the pods roll.
+    let (ca2, _, _) = common::certificates()?;
+    cms.patch(
+        "custom-ca",
+        &PatchParams::default(),
+        &Patch::Merge(&json!({"data": {"ca-bundle.crt": ca2}})),
+    )
+    .await?;
+    let dep2 = wait_for(&deployments, "secure", CHANGE, |d| {
+        template_annotation(d, CA_BUNDLE_HASH) != ca_hash
+    })
+    .await
+    .with_context(|| op.log_text())?;
+    let bundle2 = managed(&cms.get("secure-ca-bundle").await?);
+    ensure!(
+        bundle2.contains(ca2.trim()) && !bundle2.contains(ca.trim()),
+        "the managed bundle follows: {bundle2}"
+    );
+    ensure!(
+        template_annotation(&dep2, CA_BUNDLE_HASH)
+            == Some(format!("sha256:{}", sha256_hex(&bundle2)))
+    );
+    ensure!(
+        template_annotation(&dep2, CONFIG_HASH) == template_annotation(&dep, CONFIG_HASH),
+        "the config did not change"
+    );
+
+    // Without the CA bundle: the managed copy goes, and so do its mount and env var.
+    patch_spec(
+        &api,
+        "secure",
+        json!({"networking": {"tls": {"caBundle": null}}}),
+    )
+    .await?;
+    wait_deleted(&cms, "secure-ca-bundle", CHANGE)
+        .await
+        .with_context(|| op.log_text())?;
+    let dep3 = wait_for(&deployments, "secure", CHANGE, |d| {
+        template_annotation(d, CA_BUNDLE_HASH).is_none()
+    })
+    .await?;
+    ensure!(env_value(&dep3, "SSL_CERT_FILE").is_none() && volume(&dep3, "ca-bundle").is_none());
+    ensure!(mount_path(&dep3, &tls_volume.name).as_deref() == Some("/etc/llama-stack/tls"));
+
+    // TLS off: plain HTTP again.
+    patch_spec(
+        &api,
+        "secure",
+        json!({"networking": {"tls": {"enabled": false}}}),
+    )
+    .await?;
+    let cr = wait_phase(&api, "secure", "Ready")
+        .await
+        .with_context(|| op.log_text())?;
+    ensure!(
+        cr.metadata.generation == Some(3),
+        "{:?}",
+        cr.metadata.generation
+    );
+    ensure!(
+        status(&cr)["serviceURL"]
+            == format!("http://secure-service.{}.svc.cluster.local:8321", ns.name())
+    );
+    let dep4 = deployments.get("secure").await?;
+    ensure!(
+        volume(&dep4, &tls_volume.name).is_none(),
+        "no TLS Secret volume"
+    );
+    let scheme = container(&dep4)
+        .and_then(|c| c.readiness_probe.as_ref())
+        .and_then(|p| p.http_get.as_ref())
+        .and_then(|g| g.scheme.clone());
+    ensure!(scheme.as_deref() == Some("HTTP"), "{scheme:?}");
+    let (_, generated) = generated_config(&ns, &cr).await?;
+    ensure!(
+        yaml(&generated)?["server"].get("tls_certfile").is_none(),
+        "no TLS in config.yaml"
+    );
+    ns.delete().await
+}
+
+/// Issue 6 with several replicas (deploy/manager/deployment.yaml: "all serve webhooks"): when
+/// the shared certificate Secret is re-issued, every replica serves a certificate of the new
+/// CA, the one injected into the webhook configurations and the CRD.
+#[tokio::test]
+async fn every_replica_serves_the_reissued_certificate() -> Result<()> {
+    const SECRET: &str = "llsd-test-webhook-cert";
+    let ca_of = |s: &Secret| {
+        s.data
+            .as_ref()
+            .and_then(|d| d.get("ca.crt"))
+            .map(|b| String::from_utf8_lossy(&b.0).into_owned())
+    };
+    // Two replicas as the Deployment runs them: one leads, both serve the webhooks.
+    let extra = ["--leader-elect", "--cert-check-seconds", "1"];
+    let (_client, ns, first) = setup_with("ctl-replicas", &extra).await?;
+    let second = Operator::start(ns.name(), &extra).await?;
+    let secrets = ns.api::<Secret>();
+    let ca = ca_of(&secrets.get(SECRET).await?).context("ca.crt")?;
+    for op in [&first, &second] {
+        tls_handshake(op.webhook_port, &ca)
+            .await
+            .context("both replicas serve the shared certificate")?;
+    }
+
+    secrets.delete(SECRET, &DeleteParams::default()).await?;
+    let new_ca = eventually(
+        "a re-issued certificate",
+        Duration::from_secs(30),
+        || async {
+            Ok(secrets
+                .get_opt(SECRET)
+                .await?
+                .and_then(|s| ca_of(&s))
+                .filter(|c| *c != ca))
+        },
+    )
+    .await?;
+    for (which, op) in [("first", &first), ("second", &second)] {
+        eventually(
+            &format!("the {which} replica serving a certificate of the new CA"),
+            Duration::from_secs(20),
+            || async { tls_handshake(op.webhook_port, &new_ca).await.map(Some) },
+        )
+        .await
+        .with_context(|| op.log_text())?;
+    }
     ns.delete().await
 }
