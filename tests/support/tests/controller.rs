@@ -122,6 +122,36 @@ async fn workload_state(api: &Api<DynamicObject>, name: &str) -> String {
     format!("Deployment {name}: {dep}\npods:\n  {pods}")
 }
 
+/// Reasons of the Events recorded about CR `name` (NFR-007), waiting until `want` are all there.
+async fn wait_events(
+    client: &llsd_test_support::kube::Client,
+    ns: &str,
+    name: &str,
+    want: &[&str],
+) -> Result<Vec<(String, String)>> {
+    use llsd_test_support::k8s_openapi::api::events::v1::Event;
+    let events: Api<Event> = Api::namespaced(client.clone(), ns);
+    eventually(
+        &format!("Events {want:?} about {name}"),
+        Duration::from_secs(30),
+        || async {
+            let seen: Vec<(String, String)> = events
+                .list(&ListParams::default())
+                .await?
+                .items
+                .into_iter()
+                .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
+                .map(|e| (e.reason.unwrap_or_default(), e.note.unwrap_or_default()))
+                .collect();
+            Ok(want
+                .iter()
+                .all(|w| seen.iter().any(|(r, _)| r == w))
+                .then_some(seen))
+        },
+    )
+    .await
+}
+
 fn template_annotation(d: &Deployment, key: &str) -> Option<String> {
     d.spec
         .as_ref()?
@@ -258,6 +288,20 @@ async fn us1_name_only_reaches_ready_and_is_garbage_collected() -> Result<()> {
             > 0
     );
 
+    let events = wait_events(
+        &client,
+        ns.name(),
+        "demo",
+        &["ConfigGenerated", "DeploymentUpdated"],
+    )
+    .await?;
+    ensure!(
+        events
+            .iter()
+            .any(|(r, n)| r == "ConfigGenerated" && n.contains(&cm_name)),
+        "{events:?}"
+    );
+
     api.delete("demo", &DeleteParams::foreground()).await?;
     wait_deleted(&ns.api::<Deployment>(), "demo", READY).await?;
     wait_deleted(&ns.api::<ConfigMap>(), &cm_name, READY).await?;
@@ -297,6 +341,14 @@ async fn a_missing_secret_is_reported_then_resolved() -> Result<()> {
     ensure!(
         ns.api::<Deployment>().get_opt("sec").await?.is_none(),
         "no Deployment before the Secret exists"
+    );
+
+    let events = wait_events(&client, ns.name(), "sec", &["SecretResolutionFailed"]).await?;
+    ensure!(
+        events
+            .iter()
+            .any(|(r, n)| r == "SecretResolutionFailed" && n.contains("vllm-creds")),
+        "{events:?}"
     );
 
     let secret: Secret = serde_json::from_value(
@@ -403,6 +455,15 @@ async fn an_invalid_update_keeps_the_running_deployment() -> Result<()> {
             .len()
             == rs_before,
         "no new ReplicaSet"
+    );
+    let events = wait_events(&client, ns.name(), "inv", &["ConfigGenerationFailed"]).await?;
+    ensure!(
+        events
+            .iter()
+            .filter(|(r, _)| r == "ConfigGenerationFailed")
+            .count()
+            == 1,
+        "one Warning per transition: {events:?}"
     );
     ns.delete().await
 }
