@@ -200,6 +200,17 @@ async fn setup_with(
 #[tokio::test]
 async fn us1_name_only_reaches_ready_and_is_garbage_collected() -> Result<()> {
     let (client, ns, op) = setup("ctl-us1").await?;
+    // Issue 7: the generated pods pass the restricted Pod Security Standard. The namespace
+    // enforces it, so a violating pod would never be created and the CR never be Ready.
+    let namespaces: Api<llsd_test_support::k8s_openapi::api::core::v1::Namespace> =
+        Api::all(client.clone());
+    namespaces
+        .patch(
+            ns.name(),
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"metadata": {"labels": {"pod-security.kubernetes.io/enforce": "restricted"}}})),
+        )
+        .await?;
     let api = llsd_api(&client, ns.name(), "v1alpha2");
     api.create(
         &PostParams::default(),
