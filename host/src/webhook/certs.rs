@@ -20,6 +20,9 @@ pub const RENEW_BEFORE: Duration = Duration::from_secs(30 * 24 * 3600);
 /// When the serving certificate expires (unix seconds), and the names it is for: read back to
 /// decide on renewal without parsing X.509.
 pub const NOT_AFTER_ANNOTATION: &str = "llamastack.io/serving-cert-not-after";
+/// When the CA expires (unix seconds): the serving certificate is renewed under the same CA
+/// while the CA outlives it, so the API server's caBundle stays valid across renewals.
+pub const CA_NOT_AFTER_ANNOTATION: &str = "llamastack.io/serving-ca-not-after";
 pub const NAMES_ANNOTATION: &str = "llamastack.io/serving-cert-dns-names";
 
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +43,10 @@ pub enum CertError {
 #[derive(Clone, PartialEq, Eq)]
 pub struct Certificates {
     pub ca_pem: String,
+    /// The CA's key, kept in the Secret to sign the next serving certificate.
+    pub ca_key_pem: String,
+    /// Unix seconds.
+    pub ca_not_after: u64,
     pub cert_pem: String,
     pub key_pem: String,
     /// Unix seconds.
@@ -65,15 +72,10 @@ fn offset(secs: u64) -> Result<time::OffsetDateTime, CertError> {
     time::OffsetDateTime::from_unix_timestamp(secs as i64).map_err(|_| CertError::Clock)
 }
 
-/// A fresh CA and a serving certificate for `dns_names`, valid from `now`.
-pub fn issue(dns_names: &[String], now: SystemTime) -> Result<Certificates, CertError> {
-    use rcgen::{
-        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
-        KeyPair, KeyUsagePurpose,
-    };
-    let start = unix(now)?.saturating_sub(300); // tolerate clock skew with the API server
-    let not_after = unix(now)? + CERT_LIFETIME.as_secs();
-    let ca_key = KeyPair::generate()?;
+/// The CA's name and usages: the same every time, so a stored CA key plus these parameters
+/// is an issuer whose certificates chain to the stored CA certificate.
+fn ca_params(start: u64, not_after: u64) -> Result<rcgen::CertificateParams, CertError> {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyUsagePurpose};
     let mut ca = CertificateParams::new(Vec::<String>::new())?;
     ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
     ca.distinguished_name
@@ -83,9 +85,41 @@ pub fn issue(dns_names: &[String], now: SystemTime) -> Result<Certificates, Cert
         KeyUsagePurpose::DigitalSignature,
     ];
     ca.not_before = offset(start)?;
-    ca.not_after = offset(not_after + CERT_LIFETIME.as_secs())?;
-    let ca_cert = ca.self_signed(&ca_key)?;
-    let issuer = Issuer::new(ca, ca_key);
+    ca.not_after = offset(not_after)?;
+    Ok(ca)
+}
+
+/// A fresh CA and a serving certificate for `dns_names`, valid from `now`.
+pub fn issue(dns_names: &[String], now: SystemTime) -> Result<Certificates, CertError> {
+    let start = unix(now)?.saturating_sub(300); // tolerate clock skew with the API server
+    let ca_not_after = unix(now)? + 10 * CERT_LIFETIME.as_secs();
+    let ca_key = rcgen::KeyPair::generate()?;
+    let params = ca_params(start, ca_not_after)?;
+    let ca_cert = params.self_signed(&ca_key)?;
+    let ca = Certificates {
+        ca_pem: ca_cert.pem(),
+        ca_key_pem: ca_key.serialize_pem(),
+        ca_not_after,
+        cert_pem: String::new(),
+        key_pem: String::new(),
+        not_after: 0,
+    };
+    issue_leaf(&ca, dns_names, now)
+}
+
+/// A serving certificate for `dns_names` signed by the CA of `ca`, valid from `now`.
+pub fn issue_leaf(
+    ca: &Certificates,
+    dns_names: &[String],
+    now: SystemTime,
+) -> Result<Certificates, CertError> {
+    use rcgen::{CertificateParams, DnType, ExtendedKeyUsagePurpose, Issuer, KeyPair};
+    let start = unix(now)?.saturating_sub(300);
+    let not_after = unix(now)? + CERT_LIFETIME.as_secs();
+    let issuer = Issuer::new(
+        ca_params(start, ca.ca_not_after)?,
+        KeyPair::from_pem(&ca.ca_key_pem)?,
+    );
     let key = KeyPair::generate()?;
     let mut leaf = CertificateParams::new(dns_names.to_vec())?;
     leaf.distinguished_name.push(
@@ -97,10 +131,39 @@ pub fn issue(dns_names: &[String], now: SystemTime) -> Result<Certificates, Cert
     leaf.not_after = offset(not_after)?;
     let cert = leaf.signed_by(&key, &issuer)?;
     Ok(Certificates {
-        ca_pem: ca_cert.pem(),
+        ca_pem: ca.ca_pem.clone(),
+        ca_key_pem: ca.ca_key_pem.clone(),
+        ca_not_after: ca.ca_not_after,
         cert_pem: cert.pem(),
         key_pem: key.serialize_pem(),
         not_after,
+    })
+}
+
+/// The CA stored in the Secret, when it can sign a certificate that lives its full term.
+fn stored_ca(s: &Secret, now: u64) -> Option<Certificates> {
+    let ca_not_after: u64 = s
+        .metadata
+        .annotations
+        .as_ref()?
+        .get(CA_NOT_AFTER_ANNOTATION)?
+        .parse()
+        .ok()?;
+    if ca_not_after <= now + CERT_LIFETIME.as_secs() {
+        return None;
+    }
+    let data = s.data.as_ref()?;
+    let text = |k: &str| {
+        data.get(k)
+            .and_then(|b| String::from_utf8(b.0.clone()).ok())
+    };
+    Some(Certificates {
+        ca_pem: text("ca.crt")?,
+        ca_key_pem: text("ca.key")?,
+        ca_not_after,
+        cert_pem: String::new(),
+        key_pem: String::new(),
+        not_after: 0,
     })
 }
 
@@ -117,6 +180,8 @@ fn from_secret(s: &Secret, dns_names: &[String]) -> Option<Certificates> {
     };
     Some(Certificates {
         ca_pem: text("ca.crt")?,
+        ca_key_pem: text("ca.key")?,
+        ca_not_after: annotations.get(CA_NOT_AFTER_ANNOTATION)?.parse().ok()?,
         cert_pem: text("tls.crt")?,
         key_pem: text("tls.key")?,
         not_after,
@@ -148,7 +213,15 @@ pub async fn ensure(
     {
         return Ok((certs, false));
     }
-    let certs = issue(dns_names, now)?;
+    // A new serving certificate under the same CA when it lasts long enough: no caBundle
+    // change, so the API server never holds a CA the served certificate does not chain to.
+    let certs = match existing
+        .as_ref()
+        .and_then(|s| stored_ca(s, unix(now).unwrap_or(0)))
+    {
+        Some(ca) => issue_leaf(&ca, dns_names, now)?,
+        None => issue(dns_names, now)?,
+    };
     let secret = Secret {
         metadata: ObjectMeta {
             name: Some(name.into()),
@@ -158,6 +231,10 @@ pub async fn ensure(
                 .and_then(|s| s.metadata.resource_version.clone()),
             annotations: Some(BTreeMap::from([
                 (NOT_AFTER_ANNOTATION.into(), certs.not_after.to_string()),
+                (
+                    CA_NOT_AFTER_ANNOTATION.into(),
+                    certs.ca_not_after.to_string(),
+                ),
                 (NAMES_ANNOTATION.into(), dns_names.join(",")),
             ])),
             labels: Some(BTreeMap::from([(
@@ -179,6 +256,10 @@ pub async fn ensure(
             (
                 "tls.key".into(),
                 ByteString(certs.key_pem.clone().into_bytes()),
+            ),
+            (
+                "ca.key".into(),
+                ByteString(certs.ca_key_pem.clone().into_bytes()),
             ),
         ])),
         ..Default::default()
@@ -355,6 +436,47 @@ mod tests {
         assert!(local.matches(&url("https://127.0.0.1:9443/convert")));
         assert!(!local.matches(&url("https://127.0.0.1:19443/convert")));
         assert!(!local.matches(&svc("ops", "hook")));
+    }
+
+    fn chains_to(ca_pem: &str, cert_pem: &str, name: &str, at: SystemTime) -> Result<(), String> {
+        use rustls::client::danger::ServerCertVerifier;
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(CertificateDer::from_pem_slice(ca_pem.as_bytes()).map_err(|e| e.to_string())?)
+            .map_err(|e| e.to_string())?;
+        let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(
+            std::sync::Arc::new(roots),
+            std::sync::Arc::new(rustls::crypto::ring::default_provider()),
+        )
+        .build()
+        .map_err(|e| e.to_string())?;
+        let leaf =
+            CertificateDer::from_pem_slice(cert_pem.as_bytes()).map_err(|e| e.to_string())?;
+        let name = ServerName::try_from(name.to_string()).map_err(|e| e.to_string())?;
+        let secs = at.duration_since(UNIX_EPOCH).map_err(|e| e.to_string())?;
+        verifier
+            .verify_server_cert(&leaf, &[], &name, &[], UnixTime::since_unix_epoch(secs))
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_renewed_serving_certificate_chains_to_the_same_ca() {
+        let now = SystemTime::now();
+        let names = vec!["hook.ops.svc".to_string()];
+        let first = issue(&names, now).expect("issues");
+        chains_to(&first.ca_pem, &first.cert_pem, "hook.ops.svc", now).expect("first chains");
+        let later = now + CERT_LIFETIME - Duration::from_secs(10 * 24 * 3600);
+        let renewed = issue_leaf(&first, &names, later).expect("renews");
+        assert_eq!(renewed.ca_pem, first.ca_pem, "the CA stays");
+        assert_ne!(renewed.cert_pem, first.cert_pem);
+        chains_to(&first.ca_pem, &renewed.cert_pem, "hook.ops.svc", later)
+            .expect("renewed chains to the old CA");
+        // A certificate from another CA does not.
+        let other = issue(&names, now).expect("issues");
+        assert!(chains_to(&first.ca_pem, &other.cert_pem, "hook.ops.svc", now).is_err());
     }
 
     #[test]
