@@ -25,8 +25,27 @@ pub enum Outcome {
 pub async fn ensure<K>(
     ctx: &Context,
     api: &Api<K>,
+    desired: K,
+    create_only: bool,
+) -> Result<(Outcome, K), Error>
+where
+    K: Resource<DynamicType = ()> + Clone + Serialize + DeserializeOwned + Debug,
+{
+    let name = desired.name_any();
+    let live = api
+        .get_opt(&name)
+        .await
+        .map_err(api_err("read", &format!("{} {name}", K::kind(&()))))?;
+    ensure_against(ctx, api, desired, create_only, live).await
+}
+
+/// [`ensure`] with the live object already read in this reconcile (no second GET).
+pub async fn ensure_against<K>(
+    ctx: &Context,
+    api: &Api<K>,
     mut desired: K,
     create_only: bool,
+    live: Option<K>,
 ) -> Result<(Outcome, K), Error>
 where
     K: Resource<DynamicType = ()> + Clone + Serialize + DeserializeOwned + Debug,
@@ -42,7 +61,6 @@ where
     desired
         .annotations_mut()
         .insert(APPLIED_HASH_ANNOTATION.into(), hash.clone());
-    let live = api.get_opt(&name).await.map_err(api_err("read", &what))?;
     let key = ctx.drift_key::<K>(&desired);
     if let Some(live) = &live {
         let same_content = live.annotations().get(APPLIED_HASH_ANNOTATION) == Some(&hash);

@@ -11,6 +11,7 @@ use super::inputs::{self, Problem};
 use super::status::{self, CONFIG_GENERATED, Cond, SECRETS_RESOLVED};
 use super::{Context, RESYNC, RefKind, retry};
 use crate::api::shared::{DistributionConfig, Phase, VersionInfo};
+use crate::api::v1alpha2::references::secret_key_refs;
 use crate::api::v1alpha2::{
     ConfigGeneration, DEFAULT_PORT, LlamaStackDistribution, LlamaStackDistributionStatus,
     ResolvedDistribution,
@@ -37,7 +38,13 @@ use std::time::Instant;
 /// Names of the Secrets or ConfigMaps `cr` references (for the watches).
 pub fn references(cr: &LlamaStackDistribution, kind: RefKind) -> Vec<String> {
     let spec = serde_json::to_value(&cr.spec).unwrap_or_default();
-    let mut out = Vec::new();
+    let mut out: Vec<String> = match kind {
+        RefKind::Secret => secret_key_refs(&spec)
+            .into_iter()
+            .map(|(_, name, _)| name)
+            .collect(),
+        RefKind::ConfigMap => Vec::new(),
+    };
     let mut push = |v: &serde_json::Value| {
         if let Some(s) = v.as_str() {
             out.push(s.to_string());
@@ -45,24 +52,6 @@ pub fn references(cr: &LlamaStackDistribution, kind: RefKind) -> Vec<String> {
     };
     match kind {
         RefKind::Secret => {
-            for list in spec["providers"]
-                .as_object()
-                .into_iter()
-                .flat_map(|m| m.values())
-            {
-                for p in list.as_array().into_iter().flatten() {
-                    push(&p["apiKey"]["secretKeyRef"]["name"]);
-                    for r in p["secretRefs"]
-                        .as_object()
-                        .into_iter()
-                        .flat_map(|m| m.values())
-                    {
-                        push(&r["secretKeyRef"]["name"]);
-                    }
-                }
-            }
-            push(&spec["storage"]["kv"]["password"]["secretKeyRef"]["name"]);
-            push(&spec["storage"]["sql"]["connectionString"]["secretKeyRef"]["name"]);
             push(&spec["storage"]["sql"]["secretRef"]["name"]);
             push(&spec["networking"]["tls"]["secretName"]);
         }
@@ -354,14 +343,18 @@ impl<'a> Reconcile<'a> {
         }
         let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns);
         let previous_config = live.and_then(mounted_config);
-        let (outcome, dep) = self
-            .write(
-                &deployments,
-                children::deployment::deployment(&inputs)?,
-                false,
-                "Deployment",
-            )
-            .await?;
+        // The Deployment read at the start of this pass is the live one: no second GET.
+        let (outcome, dep) = apply::ensure_against(
+            self.ctx,
+            &deployments,
+            children::deployment::deployment(&inputs)?,
+            false,
+            live.cloned(),
+        )
+        .await?;
+        if outcome != Outcome::Unchanged {
+            ctx.metrics.wrote("Deployment");
+        }
         if outcome != Outcome::Unchanged {
             self.event(
                 EventType::Normal,

@@ -5,6 +5,7 @@
 //! once, as a Status with field causes (FR-077); FR-079c is a warning.
 
 use super::Webhooks;
+use crate::api::v1alpha2::references::secret_key_refs;
 use crate::plugin::ConvertRefusal;
 use axum::Json;
 use axum::extract::State;
@@ -184,42 +185,6 @@ fn fr079c(spec: &Value) -> Vec<String> {
         .collect()
 }
 
-/// Every `{secretKeyRef: {name, key}}` in the spec, with its path.
-fn secret_refs(spec: &Value) -> Vec<(String, String, String)> {
-    let mut out = Vec::new();
-    let mut push = |path: String, v: &Value| {
-        if let (Some(n), Some(k)) = (
-            v["secretKeyRef"]["name"].as_str(),
-            v["secretKeyRef"]["key"].as_str(),
-        ) {
-            out.push((
-                format!("{path}.secretKeyRef.name"),
-                n.to_string(),
-                k.to_string(),
-            ));
-        }
-    };
-    if let Some(providers) = spec["providers"].as_object() {
-        for (api, list) in providers {
-            for (i, p) in list.as_array().into_iter().flatten().enumerate() {
-                push(format!("spec.providers.{api}[{i}].apiKey"), &p["apiKey"]);
-                for (field, r) in p["secretRefs"].as_object().into_iter().flatten() {
-                    push(format!("spec.providers.{api}[{i}].secretRefs.{field}"), r);
-                }
-            }
-        }
-    }
-    push(
-        "spec.storage.kv.password".into(),
-        &spec["storage"]["kv"]["password"],
-    );
-    push(
-        "spec.storage.sql.connectionString".into(),
-        &spec["storage"]["sql"]["connectionString"],
-    );
-    out
-}
-
 async fn lookups(
     client: &kube::Client,
     ns: &str,
@@ -234,7 +199,7 @@ async fn lookups(
         reason: Reason::NotFound,
         message,
     };
-    for (path, name, key) in secret_refs(&req.spec) {
+    for (path, name, key) in secret_key_refs(&req.spec) {
         match secrets.get_opt(&name).await {
             Ok(Some(s)) => {
                 let has = s.data.as_ref().is_some_and(|d| d.contains_key(&key))
@@ -404,7 +369,7 @@ mod tests {
 
     #[test]
     fn every_secret_reference_is_found_with_its_path() {
-        let refs = secret_refs(&json!({
+        let refs = secret_key_refs(&json!({
             "providers": {"inference": [{"provider": "vllm", "apiKey": {"secretKeyRef": {"name": "a", "key": "k"}},
                                          "secretRefs": {"password": {"secretKeyRef": {"name": "b", "key": "p"}}}}]},
             "storage": {"kv": {"password": {"secretKeyRef": {"name": "c", "key": "pw"}}},

@@ -7,6 +7,7 @@
 mod external;
 mod networking;
 mod providers;
+pub mod references;
 mod resources;
 mod status;
 mod storage;
