@@ -243,6 +243,20 @@ impl Registry {
         self.distributions.iter().find(|d| d.entry.name == name)
     }
 
+    /// The distribution whose pinned image is exactly `image` (`docker.io/` may be left out,
+    /// as container runtimes do), so a direct reference to a known image keeps its embedded
+    /// config when the image carries no labels (FR-027a, FR-027g).
+    pub fn distribution_by_image(&self, image: &str) -> Option<&Distribution> {
+        let norm = |i: &str| {
+            let i = i.trim();
+            i.strip_prefix("docker.io/").unwrap_or(i).to_string()
+        };
+        let wanted = norm(image);
+        self.distributions
+            .iter()
+            .find(|d| norm(&d.entry.image) == wanted)
+    }
+
     /// Names, sorted (FR-079d `{list}`).
     pub fn names(&self) -> Vec<&str> {
         self.distributions

@@ -50,6 +50,14 @@ pub fn resolve(
         None => None,
     };
     let handed = req.base_config.as_ref();
+    // A direct reference to a known distribution's own image, with no labels and no
+    // overrideConfig, uses that distribution's embedded config.
+    let dist = dist.or_else(|| match (handed, &spec.distribution.image) {
+        (None, Some(image)) if spec.override_config.is_none() => {
+            registry.distribution_by_image(image)
+        }
+        _ => None,
+    });
     if let Some(cm) = &spec.override_config
         && !matches!(handed, Some(b) if b.source == BaseSource::OverrideConfig)
     {
@@ -92,7 +100,11 @@ pub fn resolve(
             (Cow::Owned(b.yaml.clone()), doc, hash, source, path)
         }
         (None, Some(dist)) => {
-            let path = "spec.distribution.name";
+            let path = if spec.distribution.name.is_some() {
+                "spec.distribution.name"
+            } else {
+                "spec.distribution.image"
+            };
             let skip = |api: &str| replaced_or_disabled(spec, api);
             let doc = match dist.base_doc_without(&skip) {
                 Some(doc) => doc,
