@@ -4,6 +4,7 @@ pub mod api;
 pub mod app;
 pub mod cli;
 pub mod controller;
+pub mod oci;
 pub mod plugin;
 pub mod settings;
 pub mod telemetry;

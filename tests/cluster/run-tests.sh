@@ -59,6 +59,8 @@ cd "$HERE/../.."
 # The controller tests run the operator binary as a process (architecture.md, ladder 4).
 echo "run-tests: building the operator binary" >&2
 cargo build -p llama-stack-operator || exit 1
+# The OCI tests push to a real registry on loopback (tests/support/src/registry.rs).
+"$HERE/../registry/install.sh" || exit 1
 target_dir="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
 KUBECONFIG="$kubeconfig" LLSD_KUBECTL="$(llsd_bin kubectl)" \
   LLSD_OPERATOR_BIN="$target_dir/debug/llama-stack-operator" \

@@ -23,6 +23,8 @@ use serde::de::DeserializeOwned;
 pub use k8s_openapi;
 pub use kube;
 
+pub mod registry;
+
 /// Label put on every namespace made by [`TestNamespace`], so leftovers can be
 /// found with `kubectl get ns -l llsd-test=true`.
 pub const TEST_NAMESPACE_LABEL: &str = "llsd-test";
