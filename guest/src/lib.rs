@@ -47,7 +47,8 @@ pub fn generate_with(
 }
 
 /// Checks a spec without secrets or cluster lookups (what admission can run). A direct image
-/// with no base config is not an error here: its labels are only read at reconcile time.
+/// with no base config, and an external provider with no metadata, are not errors here: the
+/// registry is read at reconcile time (FR-027f, D16).
 pub fn validate(req: &GenerateRequest) -> Vec<FieldError> {
     validate_with(catalog::builtin(), &[], req)
 }
@@ -62,7 +63,12 @@ pub fn validate_with(
         Ok(_) => Vec::new(),
         Err(errors) => errors
             .into_iter()
-            .filter(|e| e.reason != Reason::BaseConfigRequired)
+            .filter(|e| {
+                !matches!(
+                    e.reason,
+                    Reason::BaseConfigRequired | Reason::ExternalProviderMetadataMissing
+                )
+            })
             .collect(),
     }
 }
@@ -119,6 +125,30 @@ mod tests {
             format!("spec.distribution.name: {}", errors[0].message)
         );
         assert_eq!(errors[0].reason.to_string(), "UnknownDistribution");
+    }
+
+    #[test]
+    fn validate_tolerates_external_providers_whose_metadata_is_read_later() {
+        let req = GenerateRequest {
+            spec: json!({"distribution": {"name": "starter"},
+                "externalProviders": {"inference": [{"providerId": "acme", "image": "quay.io/acme/p:1"}]}}),
+            ..Default::default()
+        };
+        assert!(
+            matches!(generate(&req), Err(e) if e[0].reason == Reason::ExternalProviderMetadataMissing)
+        );
+        assert!(validate(&req).is_empty(), "{:?}", validate(&req));
+        let dup = GenerateRequest {
+            spec: json!({"distribution": {"name": "starter"},
+                "externalProviders": {"inference": [{"providerId": "acme", "image": "quay.io/acme/p:1"},
+                                                   {"providerId": "acme", "image": "quay.io/acme/q:1"}]}}),
+            ..Default::default()
+        };
+        assert_eq!(
+            validate(&dup)[0].reason,
+            Reason::Duplicate,
+            "still caught at admission"
+        );
     }
 
     #[test]

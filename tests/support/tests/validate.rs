@@ -139,6 +139,25 @@ async fn exercise(client: &llsd_test_support::kube::Client, ns: &str) -> Result<
         "{err}"
     );
 
+    // D16: an external provider's metadata is read from its image at reconcile time, so
+    // admission accepts it; two providers with one ID are still refused here.
+    let ext = json!({"distribution": {"name": "starter"},
+        "externalProviders": {"inference": [{"providerId": "acme", "image": "quay.io/acme/p:1"}]}});
+    ensure!(
+        create(&api, "v1alpha2", "ext", ext).await.is_none(),
+        "an external provider is accepted at admission"
+    );
+    let dup = json!({"distribution": {"name": "starter"},
+        "externalProviders": {"inference": [{"providerId": "acme", "image": "quay.io/acme/p:1"},
+                                           {"providerId": "acme", "image": "quay.io/acme/q:1"}]}});
+    let err = create(&api, "v1alpha2", "dup", dup)
+        .await
+        .ok_or_else(|| anyhow!("a duplicate external provider id must be refused"))?;
+    ensure!(
+        err.contains("spec.externalProviders.inference[1].providerId"),
+        "{err}"
+    );
+
     // v1alpha1 objects are validated too (converted first).
     let v1 = llsd_api(client, ns, "v1alpha1");
     let err = create(
