@@ -58,6 +58,8 @@ pub enum AppError {
     },
     #[error("leader election failed: {0}")]
     Lease(String),
+    #[error("registry access: {0}")]
+    Registry(String),
 }
 
 pub async fn run(args: Args) -> Result<(), AppError> {
@@ -69,7 +71,14 @@ pub async fn run(args: Args) -> Result<(), AppError> {
     ensure_operator_config(&client, &namespace).await?;
 
     let metrics = Arc::new(Metrics::default());
-    let (host, plugins) = load_plugins(args.plugins_config.as_deref()).await?;
+    let registry = Arc::new(crate::oci::Registry::new(registry_settings(&args)?));
+    let (host, plugins) = load_plugins(
+        args.plugins_config.as_deref(),
+        &client,
+        &namespace,
+        &registry,
+    )
+    .await?;
     let ready = Arc::new(AtomicBool::new(false));
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(signal(stop_tx));
@@ -125,14 +134,18 @@ pub async fn run(args: Args) -> Result<(), AppError> {
     ));
     tracing::info!(port = args.webhook_port, "webhooks serving");
 
-    let ctx = Arc::new(Context::new(
-        client.clone(),
-        host,
-        plugins,
-        metrics,
-        namespace.clone(),
-        std::env::var("OPERATOR_VERSION").unwrap_or_else(|_| env!("CARGO_PKG_VERSION").to_string()),
-    ));
+    let ctx = Arc::new(
+        Context::new(
+            client.clone(),
+            host,
+            plugins,
+            metrics,
+            namespace.clone(),
+            std::env::var("OPERATOR_VERSION")
+                .unwrap_or_else(|_| env!("CARGO_PKG_VERSION").to_string()),
+        )
+        .with_registry(registry),
+    );
     let lease = if args.leader_elect {
         let manager = kube_lease_manager::LeaseManagerBuilder::new(client.clone(), LEASE)
             .with_namespace(&namespace)
@@ -275,8 +288,13 @@ struct PluginsFile {
     plugins: Vec<PluginSource>,
 }
 
-async fn load_plugins(config: Option<&Path>) -> Result<(Arc<Host>, Arc<PluginRegistry>), AppError> {
-    let sources = match config {
+async fn load_plugins(
+    config: Option<&Path>,
+    client: &kube::Client,
+    ns: &str,
+    registry: &crate::oci::Registry,
+) -> Result<(Arc<Host>, Arc<PluginRegistry>), AppError> {
+    let mut sources = match config {
         None => Vec::new(),
         Some(p) => {
             let text = std::fs::read_to_string(p)
@@ -286,6 +304,15 @@ async fn load_plugins(config: Option<&Path>) -> Result<(Arc<Host>, Arc<PluginReg
                 .plugins
         }
     };
+    // Artifacts pinned by digest come from their registry (D18); a failure refuses that
+    // plugin only, like a bad file.
+    for s in sources.iter_mut() {
+        if let Some(reference) = s.oci.clone() {
+            s.fetched = Some(
+                fetch_plugin(client, ns, registry, &reference, s.pull_secret.as_deref()).await,
+            );
+        }
+    }
     // Compiling takes most of a second: off the async threads.
     tokio::task::spawn_blocking(move || {
         let host = Host::new(Limits::default()).map_err(|e| AppError::Plugins(e.to_string()))?;
@@ -295,6 +322,51 @@ async fn load_plugins(config: Option<&Path>) -> Result<(Arc<Host>, Arc<PluginReg
     })
     .await
     .map_err(|e| AppError::Plugins(e.to_string()))?
+}
+
+/// A plugin artifact's bytes, read with the operator namespace's pull Secret if one is named.
+async fn fetch_plugin(
+    client: &kube::Client,
+    ns: &str,
+    registry: &crate::oci::Registry,
+    reference: &str,
+    pull_secret: Option<&str>,
+) -> Result<Vec<u8>, String> {
+    let mut creds = crate::oci::Credentials::anonymous("the operator's plugin configuration");
+    if let Some(name) = pull_secret {
+        let secrets: kube::Api<k8s_openapi::api::core::v1::Secret> =
+            kube::Api::namespaced(client.clone(), ns);
+        let s = secrets
+            .get(name)
+            .await
+            .map_err(|e| format!("pull Secret {ns}/{name}: {e}"))?;
+        let data = s.data.unwrap_or_default();
+        let bytes = data
+            .get(".dockerconfigjson")
+            .ok_or_else(|| format!("pull Secret {ns}/{name} has no .dockerconfigjson key"))?;
+        creds
+            .add_secret(name, &bytes.0, false)
+            .map_err(|e| e.to_string())?;
+    }
+    registry
+        .artifact(reference, &creds)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+fn registry_settings(args: &Args) -> Result<crate::oci::RegistrySettings, AppError> {
+    let ca_pem = match &args.registry_ca_file {
+        Some(p) => std::fs::read(p)
+            .map_err(|e| AppError::Registry(format!("--registry-ca-file {}: {e}", p.display())))?,
+        None => Vec::new(),
+    };
+    Ok(crate::oci::RegistrySettings {
+        ca_pem,
+        plain_http: args.registry_plain_http.clone(),
+        timeout: Some(std::time::Duration::from_secs(
+            args.registry_timeout_seconds.max(1),
+        )),
+    })
 }
 
 fn dns_names(args: &Args, ns: &str) -> Vec<String> {

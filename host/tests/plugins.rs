@@ -173,14 +173,17 @@ fn vendor_plugin_is_loaded_from_a_file_and_wins_for_what_it_serves() {
         PluginSource {
             path: path.clone(),
             sha256: "0".repeat(64),
+            ..Default::default()
         },
         PluginSource {
             path: missing.clone(),
             sha256: sha.clone(),
+            ..Default::default()
         },
         PluginSource {
             path: path.clone(),
             sha256: format!("sha256:{sha}"),
+            ..Default::default()
         },
     ];
     let (registry, failures) =

@@ -47,7 +47,7 @@ pub enum Command {
     /// Check a LlamaStackDistribution offline (everything that needs no cluster).
     Validate(validate::Args),
     /// Run the operator: controller, webhooks, metrics and probes.
-    Run(run::Args),
+    Run(Box<run::Args>),
 }
 
 pub fn run(cli: Cli) -> ExitCode {

@@ -52,6 +52,21 @@ pub struct Args {
     /// Vendor plugins: YAML `plugins: [{path: FILE.wasm, sha256: HEX}]` (D18).
     #[arg(long)]
     pub plugins_config: Option<PathBuf>,
+    /// PEM file of CA certificates trusted for registries, besides the system roots (private
+    /// registries; mount a ConfigMap there).
+    #[arg(long, env = "LLSD_REGISTRY_CA_FILE")]
+    pub registry_ca_file: Option<PathBuf>,
+    /// Registries (`host:port`) reached over plain HTTP instead of HTTPS: loopback test
+    /// registries only.
+    #[arg(
+        long = "registry-plain-http",
+        env = "LLSD_REGISTRY_PLAIN_HTTP",
+        value_delimiter = ','
+    )]
+    pub registry_plain_http: Vec<String>,
+    /// Timeout of each registry request.
+    #[arg(long, default_value_t = 30)]
+    pub registry_timeout_seconds: u64,
     /// Log format: `json` in the cluster, `text` in a terminal.
     #[arg(long, env = "LOG_FORMAT", default_value = "text")]
     pub log_format: String,

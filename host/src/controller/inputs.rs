@@ -317,6 +317,51 @@ fn certificates(text: &str) -> Vec<&str> {
     out
 }
 
+/// The registry credentials the pods would pull with (FR-027h, D17): the `imagePullSecrets`
+/// of the pod's ServiceAccount, as the kubelet reads them. A missing ServiceAccount or Secret,
+/// or one that does not parse, is skipped as the kubelet skips it (with a log line naming it).
+pub async fn pull_credentials(
+    client: &kube::Client,
+    ns: &str,
+    service_account: &str,
+) -> Result<crate::oci::Credentials, Error> {
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    let mut creds = crate::oci::Credentials::anonymous(service_account);
+    let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), ns);
+    let Some(sa) = sas.get_opt(service_account).await.map_err(api(
+        "read",
+        format!("ServiceAccount {ns}/{service_account}"),
+    ))?
+    else {
+        return Ok(creds);
+    };
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
+    for r in sa.image_pull_secrets.unwrap_or_default() {
+        let name = r.name;
+        let Some(s) = secrets
+            .get_opt(&name)
+            .await
+            .map_err(api("read", format!("Secret {ns}/{name}")))?
+        else {
+            tracing::warn!(secret = %name, service_account, "image pull Secret not found; skipped");
+            continue;
+        };
+        let data = s.data.unwrap_or_default();
+        let parsed = match (data.get(".dockerconfigjson"), data.get(".dockercfg")) {
+            (Some(v), _) => creds.add_secret(&name, &v.0, false),
+            (None, Some(v)) => creds.add_secret(&name, &v.0, true),
+            (None, None) => {
+                tracing::warn!(secret = %name, "image pull Secret has no .dockerconfigjson key; skipped");
+                continue;
+            }
+        };
+        if let Err(e) = parsed {
+            tracing::warn!(error = %e, "image pull Secret skipped");
+        }
+    }
+    Ok(creds)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

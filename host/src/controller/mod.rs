@@ -50,7 +50,11 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     pub operator_namespace: String,
     pub operator_version: String,
+    /// Registry access for image labels, provider metadata and plugins (D17).
+    pub registry: Arc<crate::oci::Registry>,
     settings: Mutex<OperatorConfig>,
+    /// Consecutive registry failures per CR (`ns/name`), for the retry backoff.
+    failures: Mutex<HashMap<String, u32>>,
     /// Last `metadata.generation` we wrote or saw per owned object: a different live
     /// generation means someone else edited its spec (drift).
     generations: Mutex<HashMap<String, i64>>,
@@ -77,9 +81,29 @@ impl Context {
             metrics,
             operator_namespace,
             operator_version,
+            registry: Arc::new(crate::oci::Registry::new(Default::default())),
             settings: Mutex::new(OperatorConfig::default()),
+            failures: Mutex::new(HashMap::new()),
             generations: Mutex::new(HashMap::new()),
         }
+    }
+
+    pub fn with_registry(mut self, registry: Arc<crate::oci::Registry>) -> Context {
+        self.registry = registry;
+        self
+    }
+
+    /// The wait before retrying a CR whose registry read failed: 5 s, doubling per
+    /// consecutive failure, at most 5 min. `None` resets after a success.
+    fn backoff(&self, key: &str, failed: bool) -> Duration {
+        let mut f = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        if !failed {
+            f.remove(key);
+            return Duration::ZERO;
+        }
+        let n = f.entry(key.to_string()).or_insert(0);
+        *n = n.saturating_add(1);
+        Duration::from_secs(5u64.saturating_mul(1 << (*n - 1).min(6)).min(300))
     }
 
     /// Re-reads the operator ConfigMap (upstream does it at every reconcile); keeps the last

@@ -5,6 +5,7 @@
 //! the running Deployment untouched (FR-097) and is reported in conditions and an Event.
 
 use super::apply::{self, Outcome};
+use super::children::external::ExternalInstall;
 use super::children::{self, Inputs, names};
 use super::error::{Error, api};
 use super::inputs::{self, Problem};
@@ -16,11 +17,13 @@ use crate::api::v1alpha2::{
     ConfigGeneration, DEFAULT_PORT, LlamaStackDistribution, LlamaStackDistributionStatus,
     ResolvedDistribution,
 };
+use crate::api::v1alpha2::{ExternalProviderRef, ExternalProviderStatus};
+use crate::oci::OciError;
 use crate::settings::OperatorConfig;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{
-    ConfigMap, PersistentVolumeClaim, Secret, Service, ServiceAccount,
+    ConfigMap, PersistentVolumeClaim, Pod, Secret, Service, ServiceAccount,
 };
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
@@ -30,7 +33,9 @@ use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
 use kube::{Api, Resource, ResourceExt};
-use llama_stack_config::{BaseConfigInput, BaseSource, FieldError, GenerateRequest, Reason};
+use llama_stack_config::{
+    BaseConfigInput, BaseSource, ExternalProviderMetadata, FieldError, GenerateRequest, Reason,
+};
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use std::time::Instant;
@@ -102,12 +107,58 @@ struct Reconcile<'a> {
 struct Failure {
     conds: Vec<Cond>,
     event: (&'static str, String),
+    /// Retry with backoff: the cause may go away without a change to the CR (registry).
+    retry: bool,
+    /// A failed external provider's status entry.
+    provider: Option<ExternalProviderStatus>,
 }
 
 fn failure(reason: &str, message: String, event_reason: &'static str) -> Failure {
     Failure {
         conds: vec![Cond::new(CONFIG_GENERATED, false, reason, message.clone())],
         event: (event_reason, message),
+        retry: false,
+        provider: None,
+    }
+}
+
+/// What the registry reads add to a pass.
+#[derive(Default)]
+struct RegistryInputs {
+    /// The direct image pinned to the digest its labels were read from.
+    image: Option<String>,
+    /// Install init containers, in CRD order (D16).
+    installs: Vec<ExternalInstall>,
+}
+
+/// A registry read failed: the condition names the field, the image and the fix (D17).
+fn registry_failed(e: &OciError, path: &str, provider: Option<&ExternalProviderRef>) -> Failure {
+    let message = format!("{path}: {e}");
+    let mut f = failure(e.reason(), message.clone(), "ConfigGenerationFailed");
+    f.retry = e.transient();
+    f.provider = provider.map(|r| ExternalProviderStatus {
+        provider_id: r.provider_id.clone(),
+        image: Some(r.image.clone()),
+        phase: Some("Failed".into()),
+        message: Some(e.to_string()),
+        init_container_name: Some(children::external::init_container_name(&r.provider_id)),
+        last_transition_time: Some(now()),
+    });
+    f
+}
+
+/// `vector_io` -> `vectorIo`: the CR's spelling of a section, for field paths.
+fn field_of(api: &str) -> &'static str {
+    match api {
+        "inference" => "inference",
+        "safety" => "safety",
+        "agents" => "agents",
+        "vector_io" => "vectorIo",
+        "datasetio" => "datasetIo",
+        "scoring" => "scoring",
+        "eval" => "eval",
+        "tool_runtime" => "toolRuntime",
+        _ => "postTraining",
     }
 }
 
@@ -185,6 +236,13 @@ impl<'a> Reconcile<'a> {
             }
         }
 
+        // Registry reads (FR-027f..j, D16, D17): the config a direct image's labels carry,
+        // and every external provider's package metadata.
+        let registry = match self.read_registry(ns, name, &mut req).await? {
+            Ok(r) => r,
+            Err(f) => return Ok(Err(f)),
+        };
+
         // Plugin and image (D15: an override changes the image only).
         let plugin = ctx.plugins.for_request(&req);
         let image = match (&spec.distribution.name, &spec.distribution.image) {
@@ -192,7 +250,8 @@ impl<'a> Reconcile<'a> {
                 .info()
                 .and_then(|i| i.distributions.iter().find(|d| &d.name == n))
                 .map(|d| settings.image_for(n, &d.image).to_string()),
-            (None, Some(i)) => Some(i.clone()),
+            // The pods run the very image whose labels were read.
+            (None, Some(i)) => Some(registry.image.clone().unwrap_or_else(|| i.clone())),
             (None, None) => None,
         };
 
@@ -319,6 +378,7 @@ impl<'a> Reconcile<'a> {
             operator_namespace: &ctx.operator_namespace,
             network_policy_enabled: settings.network_policy,
             ingress_domain: settings.ingress_domain.as_deref(),
+            external: &registry.installs,
         };
         let sa: Api<ServiceAccount> = Api::namespaced(client.clone(), ns);
         self.write(
@@ -422,6 +482,43 @@ impl<'a> Reconcile<'a> {
             .filter(|g| g.config_map_name.as_deref() == Some(cm_name.as_str()))
             .and_then(|g| g.generated_at.clone())
             .unwrap_or_else(now);
+        // spec 001 FR-028: each provider's install state, from the newest pod.
+        let external_providers = if registry.installs.is_empty() {
+            None
+        } else {
+            let pod = self.newest_pod(ns, name).await?;
+            let previous = old.external_providers.as_deref().unwrap_or_default();
+            let statuses = children::external::provider_statuses(
+                &registry.installs,
+                pod.as_ref(),
+                previous,
+                now(),
+            );
+            // One Event per provider when its install settles (spec 001 FR-028..030).
+            for s in &statuses {
+                let before = previous.iter().find(|p| p.provider_id == s.provider_id);
+                if before.and_then(|p| p.phase.as_deref()) == s.phase.as_deref() {
+                    continue;
+                }
+                let note = format!(
+                    "external provider {}: {}",
+                    s.provider_id,
+                    s.message.as_deref().unwrap_or_default()
+                );
+                match s.phase.as_deref() {
+                    Some("Ready") => {
+                        self.event(EventType::Normal, "ExternalProviderInstalled", note)
+                            .await
+                    }
+                    Some("Failed") => {
+                        self.event(EventType::Warning, "ExternalProviderFailed", note)
+                            .await
+                    }
+                    _ => {}
+                }
+            }
+            Some(statuses)
+        };
         let conds = vec![
             status::config_generated(generated.provider_count, generated.resource_count),
             status::deployment_updated(&cm_name),
@@ -455,13 +552,109 @@ impl<'a> Reconcile<'a> {
                 names::service(name)
             )),
             route_url,
+            external_providers,
             ..self.carried(&old)
         };
         self.write_status(new, &conds).await?;
+        ctx.backoff(&format!("{ns}/{name}"), false);
         Ok(Ok(Pass {
             action: Action::requeue(RESYNC),
             failed: false,
         }))
+    }
+
+    /// The most recently created pod of this CR's Deployment.
+    async fn newest_pod(&self, ns: &str, name: &str) -> Result<Option<Pod>, Error> {
+        let pods: Api<Pod> = Api::namespaced(self.ctx.client.clone(), ns);
+        let selector = children::selector_labels(name)
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let list = pods
+            .list(&ListParams::default().labels(&selector))
+            .await
+            .map_err(api("list", format!("pods of {ns}/{name}")))?;
+        Ok(list
+            .items
+            .into_iter()
+            .max_by_key(|p| p.metadata.creation_timestamp.clone().map(|t| t.0)))
+    }
+
+    /// What the registry says about this CR's images; `Err(Failure)` names the image and
+    /// what to fix, and the running Deployment stays (FR-097).
+    async fn read_registry(
+        &self,
+        ns: &str,
+        name: &str,
+        req: &mut GenerateRequest,
+    ) -> Result<Result<RegistryInputs, Failure>, Error> {
+        let spec = &self.cr.spec;
+        let mut out = RegistryInputs::default();
+        // overrideConfig wins over labels (D11); a named distribution keeps the config
+        // pinned with its name in this release (FR-027d, D15).
+        let direct = spec
+            .distribution
+            .image
+            .as_deref()
+            .filter(|_| spec.distribution.name.is_none() && spec.override_config.is_none());
+        let externals = spec
+            .external_providers
+            .as_ref()
+            .map(children::external::in_crd_order)
+            .unwrap_or_default();
+        if direct.is_none() && externals.is_empty() {
+            return Ok(Ok(out));
+        }
+        let sa = spec
+            .workload
+            .as_ref()
+            .and_then(|w| w.overrides.as_ref())
+            .and_then(|o| o.service_account_name.clone())
+            .unwrap_or_else(|| names::service_account(name));
+        let creds = inputs::pull_credentials(&self.ctx.client, ns, &sa).await?;
+        let registry = &self.ctx.registry;
+        if let Some(image) = direct {
+            match registry.image_config(image, &creds).await {
+                Ok((pinned, config)) => {
+                    out.image = Some(pinned.reference);
+                    if let Some(c) = config {
+                        req.base_config = Some(BaseConfigInput {
+                            yaml: c.yaml,
+                            source: BaseSource::OciLabel,
+                        });
+                    }
+                }
+                Err(e) => return Ok(Err(registry_failed(&e, "spec.distribution.image", None))),
+            }
+        }
+        for (i, (api, r)) in externals.iter().enumerate() {
+            match registry.provider_package(&r.image, &creds).await {
+                Ok((pinned, p)) => {
+                    req.external_provider_metadata
+                        .push(ExternalProviderMetadata {
+                            provider_id: r.provider_id.clone(),
+                            image: r.image.clone(),
+                            provider_type: p.provider_type.clone(),
+                            package_name: p.package_name.clone(),
+                            api: p.api.clone(),
+                        });
+                    out.installs.push(ExternalInstall {
+                        provider_id: r.provider_id.clone(),
+                        image: pinned.reference,
+                        pull_policy: children::external::pull_policy(r.image_pull_policy)
+                            .to_string(),
+                        wheel_path: p.wheel_path.clone(),
+                        dependency_wheels: p.dependency_wheels.clone(),
+                    });
+                }
+                Err(e) => {
+                    let path = format!("spec.externalProviders.{}[{i}]", field_of(api));
+                    return Ok(Err(registry_failed(&e, &path, Some(r))));
+                }
+            }
+        }
+        Ok(Ok(out))
     }
 
     /// Status fields that survive every pass: versions and the distribution registry.
@@ -574,6 +767,25 @@ impl<'a> Reconcile<'a> {
             self.event(EventType::Warning, f.event.0, f.event.1.clone())
                 .await;
         }
+        let mut carried = self.carried(&old);
+        if let Some(p) = f.provider {
+            let mut list = carried.external_providers.take().unwrap_or_default();
+            let prev = list.iter().position(|x| x.provider_id == p.provider_id);
+            let p = ExternalProviderStatus {
+                // The time moves only when the phase or the message changes.
+                last_transition_time: prev
+                    .map(|i| &list[i])
+                    .filter(|x| x.phase == p.phase && x.message == p.message)
+                    .and_then(|x| x.last_transition_time.clone())
+                    .or(p.last_transition_time),
+                ..p
+            };
+            match prev {
+                Some(i) => list[i] = p,
+                None => list.push(p),
+            }
+            carried.external_providers = Some(list);
+        }
         let new = LlamaStackDistributionStatus {
             phase: Some(Phase::Failed),
             resolved_distribution: old.resolved_distribution.clone(),
@@ -581,9 +793,23 @@ impl<'a> Reconcile<'a> {
             available_replicas: Some(ready),
             service_url: old.service_url.clone(),
             route_url: old.route_url.clone(),
-            ..self.carried(&old)
+            ..carried
         };
         self.write_status(new, &conds).await?;
+        let key = format!(
+            "{}/{}",
+            self.cr.namespace().unwrap_or_default(),
+            self.cr.name_any()
+        );
+        if f.retry {
+            let wait = self.ctx.backoff(&key, true);
+            tracing::info!(reason = %event_cond.reason, retry_in_s = wait.as_secs(), "registry read failed: retrying");
+            return Ok(Pass {
+                action: Action::requeue(wait),
+                failed: true,
+            });
+        }
+        self.ctx.backoff(&key, false);
         tracing::info!(reason = %event_cond.reason, "reconcile stopped before the Deployment: waiting for a change");
         Ok(Pass {
             action: Action::await_change(),
@@ -719,6 +945,8 @@ fn generation_failed(text: &str) -> Failure {
 
 fn secrets_failed(p: Problem) -> Failure {
     Failure {
+        retry: false,
+        provider: None,
         conds: vec![
             Cond::new(SECRETS_RESOLVED, false, p.reason, p.message.clone()),
             Cond::new(

@@ -13,6 +13,8 @@ pub enum PluginError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("failed to fetch plugin {reference}: {message}")]
+    Fetch { reference: String, message: String },
     #[error("plugin {path} has sha256 {actual}, but the configuration pins {expected}")]
     Digest {
         path: PathBuf,
@@ -41,6 +43,7 @@ impl PluginError {
         match self {
             PluginError::Engine { .. } => "engine",
             PluginError::Read { .. } => "read",
+            PluginError::Fetch { .. } => "fetch",
             PluginError::Digest { .. } => "digest",
             PluginError::Compile { .. } => "compile",
             PluginError::Link { .. } => "link",

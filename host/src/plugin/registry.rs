@@ -7,11 +7,34 @@ use super::{Host, Plugin, PluginError};
 use llama_stack_config::GenerateRequest;
 use std::path::PathBuf;
 
-/// A vendor plugin as configured: where it is and what its bytes must hash to.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+/// A vendor plugin as configured: a file pinned by its sha256, or an OCI artifact pinned by
+/// digest (`oci: registry/repo@sha256:...`, read with the operator namespace's `pullSecret`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PluginSource {
+    #[serde(default)]
     pub path: PathBuf,
+    /// Required for a file; for an artifact, optional (the digest already pins it).
+    #[serde(default)]
     pub sha256: String,
+    #[serde(default)]
+    pub oci: Option<String>,
+    #[serde(default, rename = "pullSecret")]
+    pub pull_secret: Option<String>,
+    /// The artifact's wasm bytes, or why they could not be read (filled by the caller,
+    /// which does the network I/O).
+    #[serde(skip)]
+    pub fetched: Option<Result<Vec<u8>, String>>,
+}
+
+impl PluginSource {
+    /// How the plugin is named in messages.
+    pub fn label(&self) -> PathBuf {
+        match &self.oci {
+            Some(r) => PathBuf::from(r),
+            None => self.path.clone(),
+        }
+    }
 }
 
 /// A vendor plugin that was refused, and why.
@@ -40,9 +63,9 @@ impl PluginRegistry {
             match load_vendor(host, s) {
                 Ok(p) => vendors.push(p),
                 Err(error) => {
-                    tracing::error!(path = %s.path.display(), kind = error.kind(), %error, "vendor plugin refused");
+                    tracing::error!(plugin = %s.label().display(), kind = error.kind(), %error, "vendor plugin refused");
                     failures.push(LoadFailure {
-                        path: s.path.clone(),
+                        path: s.label(),
                         error,
                     });
                 }
@@ -86,29 +109,55 @@ impl PluginRegistry {
 }
 
 fn load_vendor(host: &Host, s: &PluginSource) -> Result<Plugin, PluginError> {
-    let bytes = std::fs::read(&s.path).map_err(|source| PluginError::Read {
-        path: s.path.clone(),
-        source,
-    })?;
+    let bytes = match (&s.oci, &s.fetched) {
+        (Some(_), Some(Ok(b))) => b.clone(),
+        (Some(r), Some(Err(message))) => {
+            return Err(PluginError::Fetch {
+                reference: r.clone(),
+                message: message.clone(),
+            });
+        }
+        (Some(r), None) => {
+            return Err(PluginError::Fetch {
+                reference: r.clone(),
+                message: "not fetched".into(),
+            });
+        }
+        (None, _) => std::fs::read(&s.path).map_err(|source| PluginError::Read {
+            path: s.path.clone(),
+            source,
+        })?,
+    };
     let actual = llama_stack_config::content_hash(&bytes);
     let expected = s
         .sha256
         .trim()
         .trim_start_matches("sha256:")
         .to_ascii_lowercase();
-    if actual != expected {
+    // An artifact is pinned by its manifest digest; a sha256 there is an extra check.
+    if (s.oci.is_none() || !expected.is_empty()) && actual != expected {
         return Err(PluginError::Digest {
-            path: s.path.clone(),
+            path: s.label(),
             expected,
             actual,
         });
     }
-    let name = s
-        .path
-        .file_stem()
-        .and_then(|n| n.to_str())
-        .unwrap_or("vendor")
-        .to_string();
+    let name = match &s.oci {
+        // registry/acme/plugin@sha256:... -> plugin
+        Some(r) => r
+            .split('@')
+            .next()
+            .and_then(|x| x.rsplit('/').next())
+            .map(|x| x.split(':').next().unwrap_or(x))
+            .unwrap_or("vendor")
+            .to_string(),
+        None => s
+            .path
+            .file_stem()
+            .and_then(|n| n.to_str())
+            .unwrap_or("vendor")
+            .to_string(),
+    };
     host.load(&name, &bytes)
 }
 

@@ -9,8 +9,14 @@ use std::sync::Mutex;
 
 static BUILD: Mutex<()> = Mutex::new(());
 
+/// The workspace root: the nearest directory above this crate holding Cargo.lock (this module
+/// is also used by tests/support).
 pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    here.ancestors()
+        .find(|d| d.join("Cargo.lock").exists())
+        .unwrap_or(here)
+        .to_path_buf()
 }
 
 /// `cargo build --release --target wasm32-wasip2 -p <package> [--features <feature>]`, copied

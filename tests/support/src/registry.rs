@@ -503,8 +503,7 @@ pub fn loopback_certificates(ca_name: &str) -> Result<(String, String, String)> 
     let ca_key = KeyPair::generate()?;
     let mut ca = CertificateParams::new(Vec::<String>::new())?;
     ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name
-        .push(DnType::CommonName, ca_name);
+    ca.distinguished_name.push(DnType::CommonName, ca_name);
     ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
     let ca_cert = ca.self_signed(&ca_key)?;
     let issuer = Issuer::new(ca, ca_key);
@@ -843,5 +842,59 @@ mod tests {
         assert_eq!(image.layer_digest(0), image.clone().layer_digest(0));
         let built = image.build().unwrap();
         assert_eq!(built.layers[0].digest, image.layer_digest(0));
+    }
+}
+
+/// Images the OCI tests share: a labelled image and an external provider image.
+pub mod fixtures {
+    use super::{Layer, TestImage};
+    use base64::Engine;
+    use std::collections::BTreeMap;
+
+    /// spec 001's metadata example (`lls-provider-spec.yaml`).
+    pub const PROVIDER_SPEC: &str = "apiVersion: llamastack.io/v1alpha1
+kind: ProviderPackage
+metadata: {name: acme-infer, version: 1.2.0, vendor: acme}
+spec:
+  packageName: acme_infer.provider
+  providerType: remote::acme-infer
+  api: inference
+  wheelPath: /lls-provider/packages/acme_infer-1.2.0-py3-none-any.whl
+";
+
+    pub fn b64(s: &str) -> String {
+        base64::engine::general_purpose::STANDARD.encode(s)
+    }
+
+    /// An image whose labels carry `config` inline (FR-027f), schema version 2.
+    pub fn labelled(config: &str) -> TestImage {
+        TestImage {
+            labels: BTreeMap::from([
+                ("io.llamastack.config.base64".into(), b64(config)),
+                ("io.llamastack.config.version".into(), "2".into()),
+            ]),
+            layers: vec![Layer::TarGz(vec![(
+                "app/run.sh".into(),
+                b"#!/bin/sh\n".to_vec(),
+            )])],
+            artifact: None,
+        }
+    }
+
+    /// A provider image: the metadata and its wheel in one layer (spec 001 FR-001..004).
+    pub fn provider_image() -> TestImage {
+        TestImage {
+            layers: vec![Layer::TarGz(vec![
+                (
+                    "lls-provider/lls-provider-spec.yaml".into(),
+                    PROVIDER_SPEC.as_bytes().to_vec(),
+                ),
+                (
+                    "lls-provider/packages/acme_infer-1.2.0-py3-none-any.whl".into(),
+                    b"PK wheel".to_vec(),
+                ),
+            ])],
+            ..Default::default()
+        }
     }
 }

@@ -2,7 +2,6 @@
 //! (kwok makes the pods Ready). Each test runs its own operator, watching only its namespace.
 
 use anyhow::{Context, Result, ensure};
-use llama_stack_operator::api::crd;
 use llsd_test_support::k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use llsd_test_support::k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use llsd_test_support::k8s_openapi::api::core::v1::{
@@ -13,144 +12,19 @@ use llsd_test_support::k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use llsd_test_support::k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use llsd_test_support::kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use llsd_test_support::kube::core::DynamicObject;
-use llsd_test_support::{TestNamespace, client, eventually, wait_deleted, wait_for};
+use llsd_test_support::{TestNamespace, eventually, wait_deleted, wait_for};
 use serde_json::{Value, json};
 use std::time::Duration;
 
 mod common;
-use common::operator::{Operator, audit_offset, operator_writes, tls_handshake};
+use common::cr::{
+    READY, condition, generated_config, image, phase, starter_config, status, wait_cr, wait_events,
+    wait_phase,
+};
+use common::operator::{
+    Operator, audit_offset, operator_writes, setup as setup_with, tls_handshake,
+};
 use common::{llsd_api, object};
-
-const READY: Duration = Duration::from_secs(90);
-
-fn status(o: &DynamicObject) -> &Value {
-    &o.data["status"]
-}
-
-fn condition<'a>(o: &'a DynamicObject, type_: &str) -> Option<&'a Value> {
-    status(o)["conditions"]
-        .as_array()?
-        .iter()
-        .find(|c| c["type"] == type_)
-}
-
-fn phase(o: &DynamicObject) -> &str {
-    status(o)["phase"].as_str().unwrap_or("")
-}
-
-/// Polls the CR until `cond` holds (DynamicObject has no default ApiResource for wait_for).
-async fn wait_cr(
-    api: &Api<DynamicObject>,
-    name: &str,
-    timeout: Duration,
-    cond: impl Fn(&DynamicObject) -> bool,
-) -> Result<DynamicObject> {
-    let start = std::time::Instant::now();
-    loop {
-        let o = api.get_opt(name).await?;
-        if let Some(o) = o.as_ref().filter(|o| cond(o)) {
-            return Ok(o.clone());
-        }
-        if start.elapsed() > timeout {
-            let seen = o
-                .map(|o| serde_json::to_string_pretty(&o.data["status"]).unwrap_or_default())
-                .unwrap_or_else(|| "nothing".into());
-            anyhow::bail!(
-                "timed out after {timeout:?} waiting for {name}; status last seen: {seen}"
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-async fn wait_phase(api: &Api<DynamicObject>, name: &str, want: &str) -> Result<DynamicObject> {
-    let found = wait_cr(api, name, READY, |o| {
-        phase(o) == want
-            && status(o)["observedGeneration"]
-                == o.metadata
-                    .generation
-                    .map(Value::from)
-                    .unwrap_or(Value::Null)
-    })
-    .await;
-    match found {
-        Ok(o) => Ok(o),
-        Err(e) => Err(e.context(workload_state(api, name).await)),
-    }
-}
-
-/// The Deployment `name` and its pods as they are now, for a timeout message.
-async fn workload_state(api: &Api<DynamicObject>, name: &str) -> String {
-    use llsd_test_support::k8s_openapi::api::core::v1::Pod;
-    let Some(ns) = api.namespace() else {
-        return String::new();
-    };
-    let c = api.clone().into_client();
-    let dep = Api::<Deployment>::namespaced(c.clone(), ns)
-        .get_opt(name)
-        .await
-        .ok()
-        .flatten()
-        .map(|d| {
-            format!(
-                "generation {:?}, status {}",
-                d.metadata.generation,
-                serde_json::to_string(&d.status).unwrap_or_default()
-            )
-        })
-        .unwrap_or_else(|| "none".into());
-    let pods = Api::<Pod>::namespaced(c, ns)
-        .list(&ListParams::default().labels(&format!("app.kubernetes.io/instance={name}")))
-        .await
-        .map(|l| {
-            l.items
-                .iter()
-                .map(|p| {
-                    format!(
-                        "{} node={:?} phase={:?} conditions={}",
-                        p.metadata.name.as_deref().unwrap_or(""),
-                        p.spec.as_ref().and_then(|s| s.node_name.clone()),
-                        p.status.as_ref().and_then(|s| s.phase.clone()),
-                        serde_json::to_string(&p.status.as_ref().map(|s| &s.conditions))
-                            .unwrap_or_default()
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join("\n  ")
-        })
-        .unwrap_or_else(|e| e.to_string());
-    format!("Deployment {name}: {dep}\npods:\n  {pods}")
-}
-
-/// Reasons of the Events recorded about CR `name` (NFR-007), waiting until `want` are all there.
-async fn wait_events(
-    client: &llsd_test_support::kube::Client,
-    ns: &str,
-    name: &str,
-    want: &[&str],
-) -> Result<Vec<(String, String)>> {
-    use llsd_test_support::k8s_openapi::api::events::v1::Event;
-    let events: Api<Event> = Api::namespaced(client.clone(), ns);
-    eventually(
-        &format!("Events {want:?} about {name}"),
-        Duration::from_secs(30),
-        || async {
-            let seen: Vec<(String, String)> = events
-                .list(&ListParams::default())
-                .await?
-                .items
-                .into_iter()
-                .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
-                .map(|e| (e.reason.unwrap_or_default(), e.note.unwrap_or_default()))
-                .collect();
-            Ok(want
-                .iter()
-                .all(|w| seen.iter().any(|(r, _)| r == w))
-                .then_some(seen))
-        },
-    )
-    .await
-}
 
 fn template_annotation(d: &Deployment, key: &str) -> Option<String> {
     d.spec
@@ -164,35 +38,12 @@ fn template_annotation(d: &Deployment, key: &str) -> Option<String> {
         .cloned()
 }
 
-fn image(d: &Deployment) -> Option<String> {
-    d.spec
-        .as_ref()?
-        .template
-        .spec
-        .as_ref()?
-        .containers
-        .first()?
-        .image
-        .clone()
-}
-
 fn sha256_hex(text: &str) -> String {
     llama_stack_config::content_hash(text.as_bytes())
 }
 
 async fn setup(prefix: &str) -> Result<(llsd_test_support::kube::Client, TestNamespace, Operator)> {
     setup_with(prefix, &[]).await
-}
-
-async fn setup_with(
-    prefix: &str,
-    extra: &[&str],
-) -> Result<(llsd_test_support::kube::Client, TestNamespace, Operator)> {
-    let client = client().await?;
-    common::install_crd(&client, crd::crd()?).await?;
-    let ns = TestNamespace::create(&client, prefix).await?;
-    let op = Operator::start(ns.name(), extra).await?;
-    Ok((client, ns, op))
 }
 
 /// US1 + FR-023..026, D10, D12: a name-only CR runs the distribution's default config from a
@@ -684,9 +535,6 @@ const OPERATOR_CONFIG: &str = "llama-stack-operator-config";
 const CHANGE: Duration = Duration::from_secs(60);
 const CONFIG_HASH: &str = "llamastack.io/config-hash";
 const CA_BUNDLE_HASH: &str = "llamastack.io/ca-bundle-hash";
-/// The starter distribution's config.yaml as the repository ships it.
-const STARTER_CONFIG: &str = include_str!("../../../configs/starter/config.yaml");
-
 fn container(d: &Deployment) -> Option<&Container> {
     d.spec.as_ref()?.template.spec.as_ref()?.containers.first()
 }
@@ -780,36 +628,8 @@ async fn patch_spec(api: &Api<DynamicObject>, name: &str, spec: Value) -> Result
     Ok(())
 }
 
-/// The generated ConfigMap the status names, and its config.yaml.
-async fn generated_config(ns: &TestNamespace, cr: &DynamicObject) -> Result<(String, String)> {
-    let name = status(cr)["configGeneration"]["configMapName"]
-        .as_str()
-        .context("status.configGeneration.configMapName")?
-        .to_string();
-    let cm = ns.api::<ConfigMap>().get(&name).await?;
-    let yaml = cm
-        .data
-        .and_then(|mut d| d.remove("config.yaml"))
-        .with_context(|| format!("config.yaml in {name}"))?;
-    Ok((name, yaml))
-}
-
 fn yaml(text: &str) -> Result<serde_yaml::Value> {
     serde_yaml::from_str(text).context("parsing YAML")
-}
-
-/// The shipped starter config.yaml with `distro_name` set to `marker`.
-fn starter_config(marker: &str) -> Result<String> {
-    let text = STARTER_CONFIG.replacen(
-        "\ndistro_name: starter\n",
-        &format!("\ndistro_name: {marker}\n"),
-        1,
-    );
-    ensure!(
-        text.contains(marker),
-        "configs/starter/config.yaml has no `distro_name: starter` line"
-    );
-    Ok(text)
 }
 
 /// US6, D11, FR-074: the overrideConfig ConfigMap is the config the pods run; editing it
@@ -1798,8 +1618,8 @@ async fn us2_us3_us4_providers_models_tools_and_storage() -> Result<()> {
     ns.delete().await
 }
 
-/// D16 until OCI metadata exists: an external provider fails with a clear condition naming
-/// its image, and nothing is deployed.
+/// D16, D17: an external provider whose registry cannot be reached (quay.io does not resolve
+/// here) fails with a clear condition naming the field and the image, and nothing is deployed.
 #[tokio::test]
 async fn an_external_provider_without_metadata_fails_clearly() -> Result<()> {
     let (client, ns, op) = setup("ctl-ext").await?;
@@ -1815,6 +1635,7 @@ async fn an_external_provider_without_metadata_fails_clearly() -> Result<()> {
     let msg = c["message"].as_str().unwrap_or_default();
     ensure!(
         c["status"] == "False"
+            && c["reason"] == "RegistryUnreachable"
             && msg.contains("quay.io/acme/provider:1.0")
             && msg.contains("spec.externalProviders.inference[0]"),
         "{c}"

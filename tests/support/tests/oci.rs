@@ -4,28 +4,14 @@
 //! provider metadata (spec 001, D16), plugin artifacts (D18) and every failure (D17).
 
 use anyhow::{Context, Result, ensure};
-use base64::Engine;
 use llama_stack_operator::oci::{Credentials, OciError, Registry, RegistrySettings};
+use llsd_test_support::registry::fixtures::{PROVIDER_SPEC, b64};
 use llsd_test_support::registry::{Artifact, Layer, RegistryOptions, TestImage, TestRegistry};
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 
 const CONFIG: &str =
     "version: 2\nimage_name: labelled\napis: [inference]\nproviders:\n  inference: []\n";
-
-const PROVIDER_SPEC: &str = "apiVersion: llamastack.io/v1alpha1
-kind: ProviderPackage
-metadata: {name: acme-infer, version: 1.2.0, vendor: acme}
-spec:
-  packageName: acme_infer.provider
-  providerType: remote::acme-infer
-  api: inference
-  wheelPath: /lls-provider/packages/acme_infer-1.2.0-py3-none-any.whl
-";
-
-fn b64(s: &str) -> String {
-    base64::engine::general_purpose::STANDARD.encode(s)
-}
 
 fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
     pairs

@@ -4,7 +4,8 @@
 use super::{
     BuildError, CA_BUNDLE_DIR, CA_BUNDLE_HASH_ANNOTATION, CA_BUNDLE_KEY, COMPONENT_SERVER,
     CONFIG_HASH_ANNOTATION, CONFIG_KEY, CONFIG_PATH, Inputs, PORT_NAME, TLS_DIR, common_labels,
-    cr_name, effective_replicas, names, object_meta, port, selector_labels, server_tls, workload,
+    cr_name, effective_replicas, external, names, object_meta, port, selector_labels, server_tls,
+    workload,
 };
 use crate::api::v1alpha2::WorkloadSpec;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
@@ -65,6 +66,9 @@ pub fn deployment(inputs: &Inputs) -> Result<Deployment, BuildError> {
 
     let (topology_spread_constraints, affinity) = scheduling(name, w, effective_replicas(cr));
     let pod = PodSpec {
+        // Installs run before the server, in CRD order (spec 001 FR-011, FR-012); the pod has
+        // no other init containers.
+        init_containers: Some(external::init_containers(inputs.external)).filter(|c| !c.is_empty()),
         containers: vec![container(inputs, tls_secret.is_some())],
         volumes: Some(volumes(inputs, name, tls_secret)),
         security_context: Some(pod_security_context()),
@@ -132,8 +136,8 @@ fn pod_security_context() -> PodSecurityContext {
     }
 }
 
-/// Restricted Pod Security Standard at container level.
-fn container_security_context() -> SecurityContext {
+/// Restricted Pod Security Standard at container level (also the install init containers').
+pub(super) fn container_security_context() -> SecurityContext {
     SecurityContext {
         allow_privilege_escalation: Some(false),
         capabilities: Some(Capabilities {
@@ -260,6 +264,9 @@ fn volumes(inputs: &Inputs, name: &str, tls_secret: Option<&str>) -> Vec<Volume>
             ..Volume::default()
         });
     }
+    if !inputs.external.is_empty() {
+        volumes.push(external::volume(external::DEFAULT_SIZE_LIMIT));
+    }
     if let Some(extra) = w
         .and_then(|w| w.overrides.as_ref())
         .and_then(|o| o.volumes.as_ref())
@@ -367,6 +374,7 @@ fn env(inputs: &Inputs, port: i32) -> Vec<EnvVar> {
     // Read by images started through the v1alpha1 startup script (quirk 15).
     env.push(value_env("LLS_WORKERS", workers.to_string()));
     env.push(value_env("LLS_PORT", port.to_string()));
+    let injected = env.len();
     for s in inputs.secret_env {
         upsert(
             &mut env,
@@ -392,7 +400,53 @@ fn env(inputs: &Inputs, port: i32) -> Vec<EnvVar> {
             upsert(&mut env, var.clone());
         }
     }
+    if !inputs.external.is_empty() {
+        python_path_first(&mut env, injected);
+    }
     env
+}
+
+const PYTHONPATH: &str = "PYTHONPATH";
+/// Holds a user `PYTHONPATH` that comes from `valueFrom`, so ours can be put in front of it.
+pub const USER_PYTHONPATH: &str = "LLS_USER_PYTHONPATH";
+
+/// Puts the external providers' packages first on `PYTHONPATH` (NFR-004: they shadow the
+/// image's packages), keeping whatever the user or the engine set after them. Without a
+/// `PYTHONPATH` of theirs it joins the injected variables, so their values can use
+/// `$(PYTHONPATH)`.
+fn python_path_first(env: &mut Vec<EnvVar>, injected: usize) {
+    let ours = external::PYTHON_PACKAGES;
+    let Some(i) = env.iter().position(|e| e.name == PYTHONPATH) else {
+        env.insert(injected.min(env.len()), value_env(PYTHONPATH, ours));
+        return;
+    };
+    if env[i].value_from.is_none() {
+        let theirs = env[i].value.take().unwrap_or_default();
+        env[i].value = Some(if theirs.is_empty() {
+            ours.to_string()
+        } else {
+            format!("{ours}:{theirs}")
+        });
+        return;
+    }
+    // A value read at container start cannot be edited here: rename it and compose both with
+    // dependent variable expansion, which needs the referenced variable defined first. A
+    // same-named variable of the user's would duplicate a list key (upstream bug 14); ours
+    // is the later definition, so it wins as Kubernetes would pick it anyway.
+    let mut from = env.remove(i);
+    let i = match env.iter().position(|e| e.name == USER_PYTHONPATH) {
+        Some(dup) => {
+            env.remove(dup);
+            if dup < i { i - 1 } else { i }
+        }
+        None => i,
+    };
+    from.name = USER_PYTHONPATH.into();
+    env.insert(i, from);
+    env.insert(
+        i + 1,
+        value_env(PYTHONPATH, format!("{ours}:$({USER_PYTHONPATH})")),
+    );
 }
 
 fn volume_mounts(inputs: &Inputs, tls: bool) -> Vec<VolumeMount> {
@@ -424,6 +478,15 @@ fn volume_mounts(inputs: &Inputs, tls: bool) -> Vec<VolumeMount> {
         mounts.push(VolumeMount {
             name: VOLUME_CA_BUNDLE.into(),
             mount_path: CA_BUNDLE_DIR.into(),
+            read_only: Some(true),
+            ..VolumeMount::default()
+        });
+    }
+    if !inputs.external.is_empty() {
+        // Read-only: the server only imports what the init containers installed.
+        mounts.push(VolumeMount {
+            name: external::VOLUME.into(),
+            mount_path: external::MOUNT.into(),
             read_only: Some(true),
             ..VolumeMount::default()
         });
@@ -1153,6 +1216,206 @@ mod tests {
             super::super::desired_hash(&a),
             super::super::desired_hash(&b)
         );
+    }
+
+    fn installs() -> Vec<external::ExternalInstall> {
+        ["zeta", "alpha"]
+            .map(|id| external::ExternalInstall {
+                provider_id: id.into(),
+                image: format!("registry.example/{id}:1.0"),
+                pull_policy: "IfNotPresent".into(),
+                wheel_path: format!("/lls-provider/packages/{id}-1.0-py3-none-any.whl"),
+                dependency_wheels: vec![],
+            })
+            .to_vec()
+    }
+
+    #[test]
+    fn external_providers_add_installs_volume_mount_and_pythonpath() {
+        let cr = minimal();
+        let installs = installs();
+        let d = deployment(&Inputs {
+            external: &installs,
+            ..inputs(&cr)
+        })
+        .unwrap();
+        let pod = pod(&d);
+        let init = pod.init_containers.as_ref().unwrap();
+        assert_eq!(
+            names_of(init, |c| &c.name),
+            ["install-provider-zeta", "install-provider-alpha"],
+            "CRD order, not alphabetical"
+        );
+        assert_eq!(init, &external::init_containers(&installs));
+        let vols = pod.volumes.as_ref().unwrap();
+        assert_eq!(
+            names_of(vols, |v| &v.name),
+            ["config", "lls-storage", "external-providers"]
+        );
+        assert_eq!(
+            vols[2].empty_dir.as_ref().unwrap().size_limit,
+            Some(q("2Gi"))
+        );
+        let c = main_container(&d);
+        let m = &c.volume_mounts.as_ref().unwrap()[2];
+        assert_eq!(
+            (m.name.as_str(), m.mount_path.as_str(), m.read_only),
+            (
+                "external-providers",
+                "/opt/llama-stack/external-providers",
+                Some(true)
+            )
+        );
+        let want = [
+            ("LLAMA_STACK_CONFIG", "/etc/llama-stack/config.yaml"),
+            ("LLAMA_STACK_PORT", "8321"),
+            ("HF_HOME", "/.llama"),
+            ("LLS_WORKERS", "1"),
+            ("LLS_PORT", "8321"),
+            (
+                "PYTHONPATH",
+                "/opt/llama-stack/external-providers/python-packages",
+            ),
+        ]
+        .map(|(a, b)| (a.to_string(), b.to_string()));
+        assert_eq!(env_pairs(c), want);
+        // The server container itself is otherwise unchanged.
+        assert_eq!(
+            c.command,
+            main_container(&deployment(&inputs(&cr)).unwrap()).command
+        );
+    }
+
+    #[test]
+    fn external_volume_and_mount_precede_user_ones() {
+        let cr = cr_full();
+        let installs = installs();
+        let d = deployment(&Inputs {
+            external: &installs,
+            ..inputs(&cr)
+        })
+        .unwrap();
+        assert_eq!(
+            names_of(pod(&d).volumes.as_ref().unwrap(), |v| &v.name),
+            ["config", "lls-storage", "external-providers", "scratch"]
+        );
+        assert_eq!(
+            names_of(main_container(&d).volume_mounts.as_ref().unwrap(), |m| &m
+                .name),
+            ["config", "lls-storage", "external-providers", "scratch"]
+        );
+    }
+
+    fn env_with_external(user_env: serde_json::Value) -> Vec<EnvVar> {
+        let cr = with_workload(json!({"overrides": {"env": user_env}}));
+        let installs = installs();
+        let d = deployment(&Inputs {
+            external: &installs,
+            ..inputs(&cr)
+        })
+        .unwrap();
+        main_container(&d).env.clone().unwrap()
+    }
+
+    #[test]
+    fn user_pythonpath_comes_after_ours() {
+        let env = env_with_external(json!([
+            {"name": "A", "value": "1"},
+            {"name": "PYTHONPATH", "value": "/app/lib:/more"}
+        ]));
+        let p: Vec<_> = env.iter().filter(|e| e.name == "PYTHONPATH").collect();
+        assert_eq!(p.len(), 1);
+        assert_eq!(
+            p[0].value.as_deref(),
+            Some("/opt/llama-stack/external-providers/python-packages:/app/lib:/more")
+        );
+        assert_eq!(
+            env.last().unwrap().name,
+            "PYTHONPATH",
+            "where the user put it"
+        );
+
+        let env = env_with_external(json!([{"name": "PYTHONPATH", "value": ""}]));
+        let p = env.iter().find(|e| e.name == "PYTHONPATH").unwrap();
+        assert_eq!(
+            p.value.as_deref(),
+            Some("/opt/llama-stack/external-providers/python-packages")
+        );
+    }
+
+    #[test]
+    fn user_pythonpath_from_config_map_is_composed() {
+        let env = env_with_external(json!([
+            {"name": "LLS_USER_PYTHONPATH", "value": "stale"},
+            {"name": "PYTHONPATH", "valueFrom": {"configMapKeyRef": {"name": "py", "key": "path"}}},
+            {"name": "Z", "value": "z"}
+        ]));
+        let names: Vec<_> = env.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(
+            names[5..],
+            ["LLS_USER_PYTHONPATH", "PYTHONPATH", "Z"],
+            "{names:?}"
+        );
+        let user = &env[5];
+        assert_eq!(user.value, None);
+        assert_eq!(
+            user.value_from
+                .as_ref()
+                .unwrap()
+                .config_map_key_ref
+                .as_ref()
+                .unwrap()
+                .name,
+            "py"
+        );
+        assert_eq!(
+            env[6].value.as_deref(),
+            Some("/opt/llama-stack/external-providers/python-packages:$(LLS_USER_PYTHONPATH)")
+        );
+    }
+
+    #[test]
+    fn empty_external_leaves_deployment_unchanged() {
+        for cr in [minimal(), cr_full()] {
+            let d = deployment(&inputs(&cr)).unwrap();
+            let json = serde_json::to_string(&d).unwrap();
+            assert!(!json.contains("initContainers"));
+            assert!(!json.contains("external-providers"));
+            assert!(!json.contains("PYTHONPATH"));
+            // Same as an explicitly empty list: one code path, no feature residue.
+            let again = deployment(&Inputs {
+                external: &[],
+                ..inputs(&cr)
+            })
+            .unwrap();
+            assert_eq!(json, serde_json::to_string(&again).unwrap());
+        }
+    }
+
+    #[test]
+    fn external_providers_change_the_applied_hash() {
+        use super::super::desired_hash;
+        let cr = minimal();
+        let none = desired_hash(&deployment(&inputs(&cr)).unwrap());
+        let installs = installs();
+        let with = desired_hash(
+            &deployment(&Inputs {
+                external: &installs,
+                ..inputs(&cr)
+            })
+            .unwrap(),
+        );
+        let mut retagged = installs.clone();
+        retagged[1].image = "registry.example/alpha:1.1".into();
+        let retagged = desired_hash(
+            &deployment(&Inputs {
+                external: &retagged,
+                ..inputs(&cr)
+            })
+            .unwrap(),
+        );
+        assert_ne!(none, with);
+        assert_ne!(with, retagged, "a new provider image rolls the pods");
     }
 
     #[test]

@@ -7,6 +7,7 @@
 
 pub mod config_map;
 pub mod deployment;
+pub mod external;
 pub mod hpa;
 pub mod ingress;
 pub mod names;
@@ -19,6 +20,7 @@ pub mod service_account;
 mod testing;
 
 use crate::api::v1alpha2::{DEFAULT_PORT, LlamaStackDistribution, TlsSpec, WorkloadSpec};
+use external::ExternalInstall;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::Resource;
 use llama_stack_config::SecretEnv;
@@ -69,6 +71,9 @@ pub struct Inputs<'a> {
     /// Domain for generated Ingress hostnames (`{cr}-{ns}.{domain}`); None leaves the host
     /// out, as the v1alpha1 operator did.
     pub ingress_domain: Option<&'a str>,
+    /// External providers to install, in CRD order (D16, spec 001 FR-011..015); empty leaves
+    /// the Deployment exactly as without the feature.
+    pub external: &'a [ExternalInstall],
 }
 
 /// Labels on every owned object (constitution §8.2).
@@ -111,7 +116,7 @@ pub fn desired_hash(obj: &impl serde::Serialize) -> String {
     hex(&Sha256::digest(&json))
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(super) fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
     bytes
         .iter()

@@ -51,6 +51,7 @@ pub fn inputs(cr: &LlamaStackDistribution) -> Inputs<'_> {
         operator_namespace: OPERATOR_NS,
         network_policy_enabled: false,
         ingress_domain: None,
+        external: &[],
     }
 }
 

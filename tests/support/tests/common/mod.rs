@@ -1,6 +1,7 @@
 //! Shared by the CRD and conversion tests: v1alpha1 samples and object helpers.
 #![allow(dead_code)]
 
+pub mod cr;
 pub mod operator;
 
 use llsd_test_support::kube::Client;

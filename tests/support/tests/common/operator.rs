@@ -179,6 +179,23 @@ impl Drop for Operator {
 
 /// A TLS handshake with `127.0.0.1:port` trusting only `ca_pem`: whether the webhooks there
 /// serve a certificate of that CA (for 127.0.0.1, as `--webhook-host 127.0.0.1` issues it).
+/// A namespace with the CRD installed and an operator process watching it, started with
+/// `extra` arguments.
+pub async fn setup(
+    prefix: &str,
+    extra: &[&str],
+) -> Result<(
+    llsd_test_support::kube::Client,
+    llsd_test_support::TestNamespace,
+    Operator,
+)> {
+    let client = llsd_test_support::client().await?;
+    super::install_crd(&client, llama_stack_operator::api::crd::crd()?).await?;
+    let ns = llsd_test_support::TestNamespace::create(&client, prefix).await?;
+    let op = Operator::start(ns.name(), extra).await?;
+    Ok((client, ns, op))
+}
+
 pub async fn tls_handshake(port: u16, ca_pem: &str) -> Result<()> {
     use std::sync::Arc;
     use tokio_rustls::rustls;
