@@ -72,10 +72,12 @@ bench:
 	cargo bench -p llama-stack-operator --bench plugin
 
 ## bench-cluster: controller (start-up, apply->Ready p50/p99, 200 CRs) and webhook latency
-## (oha, 50 parallel) on the local control plane; release builds.
+## (oha, 50 parallel) on the local control plane; registry reads, cold and cached, on a
+## loopback registry; release builds.
 bench-cluster:
 	tests/bench/controller.sh
 	tests/bench/webhook-latency.sh
+	tests/bench/oci.sh
 
 ## configs-check: regenerate configs/ from the pinned wheels and fail on drift (slow: installs wheels).
 configs-check:

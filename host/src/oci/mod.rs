@@ -83,6 +83,9 @@ pub struct Registry {
     clients: Mutex<HashMap<String, Arc<Client>>>,
     configs: DigestCache<Option<LabelConfig>>,
     providers: DigestCache<Arc<ProviderPackage>>,
+    /// The digest each tag last resolved to: while the registry cannot be reached, a running
+    /// CR keeps its image and config instead of turning Failed on every resync.
+    last_pinned: DigestCache<String>,
     pub counters: Counters,
 }
 
@@ -93,6 +96,7 @@ impl Registry {
             clients: Mutex::new(HashMap::new()),
             configs: DigestCache::new(512, 32 * 1024 * 1024),
             providers: DigestCache::new(512, 4 * 1024 * 1024),
+            last_pinned: DigestCache::new(4096, 1024 * 1024),
             counters: Counters::default(),
         }
     }
@@ -370,10 +374,30 @@ impl Access<'_> {
                 reg.counters
                     .manifest_requests
                     .fetch_add(1, Ordering::Relaxed);
-                self.client
+                // Keyed by who asks too: another tenant's success proves nothing for this one.
+                let key = format!("{}\0{}", self.creds.service_account, self.image);
+                match self
+                    .client
                     .fetch_manifest_digest(&self.reference, &self.auth)
                     .await
-                    .map_err(|e| self.error(e, "the manifest"))?
+                    .map_err(|e| self.error(e, "the manifest"))
+                {
+                    Ok(d) => {
+                        reg.last_pinned.put(key, d.clone(), self.image.len() + 80);
+                        d
+                    }
+                    // Only an outage falls back; a tag that is gone or refused is an answer.
+                    Err(e @ (OciError::Unreachable { .. } | OciError::Registry { .. })) => {
+                        match reg.last_pinned.get(&key) {
+                            Some(d) => {
+                                tracing::warn!(image = %self.image, digest = %d, error = %e, "registry unavailable: keeping the digest this tag last resolved to");
+                                d
+                            }
+                            None => return Err(e),
+                        }
+                    }
+                    Err(e) => return Err(e),
+                }
             }
         };
         Ok(Pinned {

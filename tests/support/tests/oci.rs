@@ -111,6 +111,33 @@ async fn base64_label_is_read_once_per_digest() -> Result<()> {
     Ok(())
 }
 
+/// A registry outage does not fail a tag that resolved before: its last digest (and the
+/// config cached for it) is kept; a tag never seen fails as unreachable.
+#[tokio::test]
+async fn an_outage_keeps_the_last_digest_of_a_tag() -> Result<()> {
+    let reg = TestRegistry::start(RegistryOptions::default()).await?;
+    let digest = reg
+        .push(
+            "acme/stack",
+            "1.0",
+            &image(
+                labels(&[("io.llamastack.config.base64", &b64(CONFIG))]),
+                vec![app_layer()],
+            ),
+        )
+        .await?;
+    let ops = client_for(&reg);
+    let reference = format!("{}/acme/stack:1.0", reg.host());
+    let never = format!("{}/acme/other:1.0", reg.host());
+    ops.image_config(&reference, &anon()).await?;
+    drop(reg);
+    let (pinned, config) = ops.image_config(&reference, &anon()).await?;
+    ensure!(pinned.digest == digest && config.is_some_and(|c| c.yaml == CONFIG));
+    let (r, msg) = reason(ops.image_config(&never, &anon()).await)?;
+    ensure!(r == "RegistryUnreachable", "{r}: {msg}");
+    Ok(())
+}
+
 #[tokio::test]
 async fn layer_label_reads_only_the_named_layer() -> Result<()> {
     let reg = TestRegistry::start(RegistryOptions::default()).await?;
