@@ -54,6 +54,31 @@ coverage:
 ## crds: rewrite deploy/crd/ from the API types (the tests fail while it is stale).
 crds:
 	cargo run -q -p llama-stack-operator -- crds > deploy/crd/llamastackdistributions.llamastack.io.yaml
+	@$(MAKE) --no-print-directory api-reference
+
+.PHONY: api-reference release-manifest
+
+## api-reference: rewrite docs/api-reference.md from the CRD schema (the tests fail while it is stale).
+api-reference:
+	cargo run -q -p llama-stack-operator -- api-reference > docs/api-reference.md.tmp
+	mv -f docs/api-reference.md.tmp docs/api-reference.md
+
+## release-manifest: rewrite deploy/release/operator.yaml, the single-file install
+## (`kubectl kustomize deploy/default` with the test cluster's kubectl, built on first use).
+release-manifest:
+	source tests/cluster/build.sh && llsd_build kubectl && kubectl="$$(llsd_bin kubectl)" && \
+	{ printf '%s\n' \
+		'# The single-file install of llama-stack-operator: the output of' \
+		'# `kubectl kustomize deploy/default`, written by `make release-manifest`. Do not edit' \
+		'# it by hand: change deploy/ and run `make release-manifest` (a test fails while this' \
+		'# file differs from the kustomize build).' \
+		'#' \
+		'#   kubectl apply --server-side -f deploy/release/operator.yaml' \
+		'#' \
+		'# (--server-side: the CRD is larger than the 256 KiB last-applied annotation that a' \
+		'# client-side apply would store.)'; \
+	  "$$kubectl" kustomize deploy/default; } > deploy/release/operator.yaml.tmp
+	mv -f deploy/release/operator.yaml.tmp deploy/release/operator.yaml
 
 ## golden: rewrite tests/golden/*/ expected files from the engine; review the diff before committing.
 golden:

@@ -1,5 +1,6 @@
 //! Command line: each subcommand is a thin shell over the engine.
 
+mod api_reference;
 mod convert;
 mod crds;
 mod distributions;
@@ -42,6 +43,8 @@ pub enum Command {
     Plugins(plugins::Args),
     /// Print the LlamaStackDistribution CRD (both versions) as YAML.
     Crds,
+    /// Print the API reference (Markdown) generated from the CRD schema (docs/api-reference.md).
+    ApiReference,
     /// Convert a LlamaStackDistribution between v1alpha1 and v1alpha2, offline.
     Convert(convert::Args),
     /// Check a LlamaStackDistribution offline (everything that needs no cluster).
@@ -56,6 +59,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Distributions { output } => distributions::run(output),
         Command::Plugins(args) => plugins::run(&args),
         Command::Crds => crds::run(),
+        Command::ApiReference => api_reference::run(),
         Command::Convert(args) => convert::run(&args),
         Command::Validate(args) => validate::run(&args),
         Command::Run(args) => run::run(&args),

@@ -987,69 +987,7 @@ fn dry_run_lines(out: &str) -> usize {
 async fn default_install_passes_a_server_side_dry_run() -> Result<()> {
     let client = client().await?;
     let b = build("default")?;
-
-    // The namespaced objects need their namespace to exist, even for a dry run.
-    let ns: Namespace = serde_json::from_value(b.get("Namespace", NS)?.clone())?;
-    match Api::<Namespace>::all(client.clone())
-        .create(&PostParams::default(), &ns)
-        .await
-    {
-        Ok(_) => {}
-        Err(llsd_test_support::kube::Error::Api(e)) if e.code == 409 => {}
-        Err(e) => return Err(e).context(format!("creating namespace {NS}")),
-    }
-
-    let live: BTreeMap<_, _> = existing(&list(b.docs.clone()))?
-        .into_iter()
-        .map(|v| (key(&v), v))
-        .collect();
-    let (mut present, mut absent) = (Vec::new(), Vec::new());
-    for d in &b.docs {
-        match live.get(&key(d)) {
-            Some(l) => {
-                let mut d = d.clone();
-                d["metadata"]["resourceVersion"] = l["metadata"]["resourceVersion"].clone();
-                present.push(d);
-            }
-            None => absent.push(d.clone()),
-        }
-    }
-    ensure!(
-        live.contains_key(&key(b.get("Namespace", NS)?)),
-        "namespace {NS} was not found after creating it"
-    );
-
-    let absent_keys: Vec<_> = absent.iter().map(key).collect();
-    if !absent.is_empty() {
-        let n = absent.len();
-        let out = kubectl(
-            &[
-                "apply",
-                "--server-side",
-                "--dry-run=server",
-                "--field-manager=llsd-deploy-test",
-                "-f",
-                "-",
-            ],
-            Some(&list(absent).to_string()),
-        )?;
-        assert_eq!(dry_run_lines(&out), n, "kubectl apply said:\n{out}");
-    }
-    if !present.is_empty() {
-        let n = present.len();
-        let out = kubectl(
-            &["replace", "--dry-run=server", "-f", "-"],
-            Some(&list(present).to_string()),
-        )?;
-        assert_eq!(dry_run_lines(&out), n, "kubectl replace said:\n{out}");
-    }
-
-    // Nothing was installed.
-    let after: BTreeSet<_> = existing(&list(b.docs.clone()))?.iter().map(key).collect();
-    for k in absent_keys {
-        ensure!(!after.contains(&k), "the dry run created {k:?}");
-    }
-    Ok(())
+    server_side_dry_run(&client, &b).await
 }
 
 /// A Pod as the operator Deployment of `entry` would create it.
@@ -1127,4 +1065,152 @@ async fn operator_pod_meets_the_restricted_pod_security_standard() -> Result<()>
         })?;
     }
     ns.delete().await
+}
+
+// ---------------------------------------------------------------------------------------
+// The single-file release manifest (issue 9): deploy/release/operator.yaml, written by
+// `make release-manifest`.
+
+const RELEASE: &str = "release/operator.yaml";
+
+/// The committed release manifest, split into its header comment and the YAML after it.
+fn release_manifest() -> Result<(String, String)> {
+    let path = deploy_path(RELEASE);
+    let text = std::fs::read_to_string(&path).with_context(|| {
+        format!("reading {path:?}: run `make release-manifest` and commit the result")
+    })?;
+    let mut header_len = 0;
+    for line in text.split_inclusive('\n') {
+        if !line.starts_with('#') {
+            break;
+        }
+        header_len += line.len();
+    }
+    let (header, body) = text.split_at(header_len);
+    Ok((header.to_string(), body.to_string()))
+}
+
+/// The committed release manifest is exactly `kubectl kustomize deploy/default` (after a
+/// header comment that says so): a change under deploy/ without `make release-manifest`
+/// fails here.
+#[test]
+fn release_manifest_is_the_kustomize_build_of_the_default_install() -> Result<()> {
+    let (header, body) = release_manifest()?;
+    for says in ["kubectl kustomize deploy/default", "make release-manifest"] {
+        ensure!(
+            header.contains(says),
+            "deploy/{RELEASE}: the header comment does not mention `{says}`:\n{header}"
+        );
+    }
+    let path = deploy_path("default");
+    let path = path.to_str().context("a UTF-8 repository path")?;
+    let built = kubectl(&["kustomize", path], None)?;
+    if body != built {
+        let line = body
+            .lines()
+            .zip(built.lines())
+            .position(|(a, b)| a != b)
+            .unwrap_or_else(|| body.lines().count().min(built.lines().count()));
+        bail!(
+            "deploy/{RELEASE} differs from `kubectl kustomize deploy/default` (first difference \
+             at line {} after the header): run `make release-manifest` and commit the result",
+            line + 1
+        );
+    }
+    let b = Build {
+        entry: RELEASE,
+        docs: yaml_docs(&body)?,
+    };
+    assert_eq!(b.objects(), default_objects(), "deploy/{RELEASE}");
+    Ok(())
+}
+
+/// As `default_install_passes_a_server_side_dry_run`, for any build: each object that does
+/// not exist yet goes through a server-side apply dry run, each that exists through a dry-run
+/// replace; nothing is installed (the operator namespace excepted, see the top of this file).
+async fn server_side_dry_run(client: &llsd_test_support::kube::Client, b: &Build) -> Result<()> {
+    let ns: Namespace = serde_json::from_value(b.get("Namespace", NS)?.clone())?;
+    match Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &ns)
+        .await
+    {
+        Ok(_) => {}
+        Err(llsd_test_support::kube::Error::Api(e)) if e.code == 409 => {}
+        Err(e) => return Err(e).context(format!("creating namespace {NS}")),
+    }
+
+    let live: BTreeMap<_, _> = existing(&list(b.docs.clone()))?
+        .into_iter()
+        .map(|v| (key(&v), v))
+        .collect();
+    let (mut present, mut absent) = (Vec::new(), Vec::new());
+    for d in &b.docs {
+        match live.get(&key(d)) {
+            Some(l) => {
+                let mut d = d.clone();
+                d["metadata"]["resourceVersion"] = l["metadata"]["resourceVersion"].clone();
+                present.push(d);
+            }
+            None => absent.push(d.clone()),
+        }
+    }
+    ensure!(
+        live.contains_key(&key(b.get("Namespace", NS)?)),
+        "namespace {NS} was not found after creating it"
+    );
+
+    let absent_keys: Vec<_> = absent.iter().map(key).collect();
+    if !absent.is_empty() {
+        let n = absent.len();
+        let out = kubectl(
+            &[
+                "apply",
+                "--server-side",
+                "--dry-run=server",
+                "--field-manager=llsd-deploy-test",
+                "-f",
+                "-",
+            ],
+            Some(&list(absent).to_string()),
+        )?;
+        assert_eq!(
+            dry_run_lines(&out),
+            n,
+            "deploy/{}: kubectl apply said:\n{out}",
+            b.entry
+        );
+    }
+    if !present.is_empty() {
+        let n = present.len();
+        let out = kubectl(
+            &["replace", "--dry-run=server", "-f", "-"],
+            Some(&list(present).to_string()),
+        )?;
+        assert_eq!(
+            dry_run_lines(&out),
+            n,
+            "deploy/{}: kubectl replace said:\n{out}",
+            b.entry
+        );
+    }
+
+    let after: BTreeSet<_> = existing(&list(b.docs.clone()))?.iter().map(key).collect();
+    for k in absent_keys {
+        ensure!(!after.contains(&k), "the dry run created {k:?}");
+    }
+    Ok(())
+}
+
+/// The committed release manifest, as a user would `kubectl apply --server-side -f` it,
+/// passes a server-side dry run against the real API server.
+#[tokio::test]
+async fn release_manifest_passes_a_server_side_dry_run() -> Result<()> {
+    let client = client().await?;
+    let (_, body) = release_manifest()?;
+    let b = Build {
+        entry: RELEASE,
+        docs: yaml_docs(&body).with_context(|| format!("parsing deploy/{RELEASE}"))?,
+    };
+    ensure!(!b.docs.is_empty(), "deploy/{RELEASE} holds no objects");
+    server_side_dry_run(&client, &b).await
 }
