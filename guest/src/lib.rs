@@ -149,6 +149,43 @@ mod tests {
             Reason::Duplicate,
             "still caught at admission"
         );
+        // A model may name the external provider before its metadata is known.
+        let model = GenerateRequest {
+            spec: json!({"distribution": {"name": "starter"},
+                "externalProviders": {"inference": [{"providerId": "acme", "image": "quay.io/acme/p:1"}]},
+                "resources": {"models": [{"name": "m", "provider": "acme"}]}}),
+            ..Default::default()
+        };
+        assert!(validate(&model).is_empty(), "{:?}", validate(&model));
+    }
+
+    #[test]
+    fn a_package_name_ending_in_provider_is_the_package_llama_stack_imports_from() {
+        let req = |package: &str| GenerateRequest {
+            spec: json!({"distribution": {"name": "starter"},
+                "externalProviders": {"inference": [{"providerId": "acme", "image": "quay.io/acme/p:1"}]}}),
+            external_provider_metadata: vec![ExternalProviderMetadata {
+                provider_id: "acme".into(),
+                image: "quay.io/acme/p:1".into(),
+                provider_type: "remote::acme".into(),
+                package_name: package.into(),
+                api: "inference".into(),
+            }],
+            ..Default::default()
+        };
+        let g = generate(&req("acme_infer.provider")).expect("valid");
+        assert!(
+            g.config_yaml.contains("module: acme_infer\n"),
+            "{}",
+            g.config_yaml
+        );
+        assert!(
+            g.warnings.iter().any(|w| w.contains("<module>.provider")),
+            "{:?}",
+            g.warnings
+        );
+        let g = generate(&req("acme_infer")).expect("valid");
+        assert!(g.config_yaml.contains("module: acme_infer\n") && g.warnings.is_empty());
     }
 
     #[test]

@@ -44,6 +44,21 @@ pub fn apply(cx: &mut Context<'_>, metadata: &[ExternalProviderMetadata]) {
             continue;
         }
         let Some(meta) = metadata.iter().find(|m| m.provider_id == e.provider_id) else {
+            // The provider still exists for the checks that follow (a model naming it), so
+            // admission, which has no metadata, judges the rest of the spec as the reconcile
+            // will; generate fails on the error below and never emits this placeholder.
+            let mut placeholder = Mapping::new();
+            placeholder.insert(key("provider_id"), key(&e.provider_id));
+            placeholder.insert(key("provider_type"), key("remote::external-provider"));
+            let providers = yaml::ensure_map(&mut cx.doc, "providers");
+            let section = yaml::ensure_seq(providers, api);
+            if !section
+                .iter()
+                .any(|p| yaml::provider_id_of(p).is_some_and(|f| f.id() == e.provider_id))
+            {
+                section.push(Value::Mapping(placeholder));
+            }
+            ensure_api_listed(&mut cx.doc, api);
             cx.d.error(
                 &e.path,
                 Reason::ExternalProviderMetadataMissing,
@@ -89,7 +104,20 @@ pub fn apply(cx: &mut Context<'_>, metadata: &[ExternalProviderMetadata]) {
         let mut entry = Mapping::new();
         entry.insert(key("provider_id"), key(&e.provider_id));
         entry.insert(key("provider_type"), key(&meta.provider_type));
-        entry.insert(key("module"), key(&meta.package_name));
+        // llama-stack imports `<module>.provider` (0.7.3 core/distribution.py): a package
+        // name that already ends in `.provider` names that submodule, not the package.
+        let module = match meta.package_name.strip_suffix(".provider") {
+            Some(package) if !package.is_empty() => {
+                cx.d.warn(format!(
+                    "external provider '{}': packageName {} names the provider submodule; config.yaml gets module: \
+                     {package}, because llama-stack imports <module>.provider",
+                    e.provider_id, meta.package_name
+                ));
+                package
+            }
+            _ => meta.package_name.as_str(),
+        };
+        entry.insert(key("module"), key(module));
         if let Some(c) = &e.config {
             entry.insert(key("config"), yaml::from_json(c));
         }

@@ -141,7 +141,8 @@ async fn external_provider_is_merged_and_installed() -> Result<()> {
         .find(|p| p["provider_id"] == "acme-infer")
         .with_context(|| format!("acme-infer merged into:\n{yaml}"))?;
     ensure!(entry["provider_type"] == "remote::acme-infer", "{entry:?}");
-    ensure!(entry["module"] == "acme_infer.provider", "{entry:?}");
+    // packageName acme_infer.provider: llama-stack imports <module>.provider.
+    ensure!(entry["module"] == "acme_infer", "{entry:?}");
     ensure!(
         entry["config"]["url"] == "http://acme.models.svc:8000/v1",
         "{entry:?}"
