@@ -22,7 +22,7 @@ pub struct Args {
 
 pub fn run(args: &Args) -> ExitCode {
     let object: serde_json::Value =
-        match input::read(&args.file).and_then(|text| input::parse(&args.file, &text)) {
+        match input::read(&args.file).and_then(|text| input::parse_resource(&args.file, &text)) {
             Ok(v) => v,
             Err(e) => {
                 eprintln!("error: {e}");

@@ -89,7 +89,7 @@ fn through_component(
 
 fn request(args: &Args) -> Result<GenerateRequest, input::InputError> {
     let text = input::read(&args.file)?;
-    let doc: serde_json::Value = input::parse(&args.file, &text)?;
+    let doc = input::parse_resource(&args.file, &text)?;
     let mut req = input::resource(&args.file, doc)?;
     req.base_config = match &args.base_config {
         None => None,

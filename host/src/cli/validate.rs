@@ -54,7 +54,7 @@ pub fn run(args: &Args) -> ExitCode {
 
 fn check(args: &Args) -> Result<Vec<FieldError>, ValidateError> {
     let text = input::read(&args.file)?;
-    let mut doc: serde_json::Value = input::parse(&args.file, &text)?;
+    let mut doc = input::parse_resource(&args.file, &text)?;
     let host = Host::new(Limits::default())?;
     let builtin = host.load_default()?;
     if doc["apiVersion"] == "llamastack.io/v1alpha1" {
