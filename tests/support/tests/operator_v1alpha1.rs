@@ -27,6 +27,7 @@ use llsd_test_support::{DeleteOnDrop, TestNamespace, client, eventually, wait_fo
 use serde_json::json;
 
 mod common;
+use common::cr::wait_converting;
 use common::operator::{Operator, free_port, tls_handshake};
 use common::{llsd_api, object};
 
@@ -399,41 +400,6 @@ async fn update_through_v1alpha1(v1: &Api<DynamicObject>) -> Result<()> {
         .await
         .context("updating through v1alpha1")?;
     Ok(())
-}
-
-/// Waits until a v1alpha1 object written now reads back whole through the operator's
-/// conversion; one written while the API server still used the previous settings is stored
-/// unconverted, so it is deleted and written again.
-async fn wait_converting(v1: &Api<DynamicObject>) -> Result<()> {
-    let probe = object(
-        "v1alpha1",
-        "probe",
-        json!({"replicas": 0, "server": {"distribution": {"name": "starter"}, "workers": 3}}),
-    );
-    let started = Instant::now();
-    let mut last = String::new();
-    while started.elapsed() < Duration::from_secs(60) {
-        let created = match v1.create(&PostParams::default(), &probe).await {
-            Ok(_) => "created".to_string(),
-            Err(e) => format!("create: {e}"),
-        };
-        match v1.get("probe").await {
-            Ok(o) if o.data["spec"]["server"]["workers"] == 3 => {
-                v1.delete("probe", &DeleteParams::default()).await?;
-                return Ok(());
-            }
-            Ok(o) => {
-                last = format!(
-                    "{created}; read back without its fields: {}",
-                    o.data["spec"]
-                )
-            }
-            Err(e) => last = format!("{created}; read: {e}"),
-        }
-        let _ = v1.delete("probe", &DeleteParams::default()).await;
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    bail!("v1alpha1 objects never converted through the operator; last: {last}")
 }
 
 /// The CR is Ready for its current generation (read as v1alpha2).

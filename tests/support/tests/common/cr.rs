@@ -1,14 +1,14 @@
 //! Reading a LlamaStackDistribution's status and waiting for it, for the tests that run the
 //! operator process.
 
-use anyhow::{Context, Result, ensure};
+use anyhow::{Context, Result, bail, ensure};
 use llsd_test_support::k8s_openapi::api::apps::v1::Deployment;
 use llsd_test_support::k8s_openapi::api::core::v1::ConfigMap;
-use llsd_test_support::kube::api::{Api, ListParams};
+use llsd_test_support::kube::api::{Api, DeleteParams, ListParams, PostParams};
 use llsd_test_support::kube::core::DynamicObject;
 use llsd_test_support::{TestNamespace, eventually};
-use serde_json::Value;
-use std::time::Duration;
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
 
 pub const READY: Duration = Duration::from_secs(90);
 
@@ -182,4 +182,39 @@ pub async fn wait_events(
         },
     )
     .await
+}
+
+/// Waits until a v1alpha1 object written now reads back whole through the operator's
+/// conversion; one written while the API server still used the previous settings is stored
+/// unconverted, so it is deleted and written again.
+pub async fn wait_converting(v1: &Api<DynamicObject>) -> Result<()> {
+    let probe = super::object(
+        "v1alpha1",
+        "probe",
+        json!({"replicas": 0, "server": {"distribution": {"name": "starter"}, "workers": 3}}),
+    );
+    let started = Instant::now();
+    let mut last = String::new();
+    while started.elapsed() < Duration::from_secs(60) {
+        let created = match v1.create(&PostParams::default(), &probe).await {
+            Ok(_) => "created".to_string(),
+            Err(e) => format!("create: {e}"),
+        };
+        match v1.get("probe").await {
+            Ok(o) if o.data["spec"]["server"]["workers"] == 3 => {
+                v1.delete("probe", &DeleteParams::default()).await?;
+                return Ok(());
+            }
+            Ok(o) => {
+                last = format!(
+                    "{created}; read back without its fields: {}",
+                    o.data["spec"]
+                )
+            }
+            Err(e) => last = format!("{created}; read: {e}"),
+        }
+        let _ = v1.delete("probe", &DeleteParams::default()).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    bail!("v1alpha1 objects never converted through the operator; last: {last}")
 }
