@@ -149,10 +149,7 @@ pub async fn run(args: Args) -> Result<(), AppError> {
     let lease = if args.leader_elect {
         let manager = kube_lease_manager::LeaseManagerBuilder::new(client.clone(), LEASE)
             .with_namespace(&namespace)
-            .with_identity(
-                std::env::var("POD_NAME")
-                    .unwrap_or_else(|_| format!("llama-stack-operator-{}", std::process::id())),
-            )
+            .with_identity(identity())
             .with_duration(15)
             .with_grace(5)
             .build()
@@ -352,6 +349,20 @@ async fn fetch_plugin(
         .artifact(reference, &creds)
         .await
         .map_err(|e| e.to_string())
+}
+
+/// This replica's leader-election identity: the pod name (downward API), else hostname and
+/// process id. In a pod the hostname is the pod name and the process id is 1 in every
+/// replica, so neither alone is unique; together they are, in a pod and on a machine.
+fn identity() -> String {
+    match std::env::var("POD_NAME") {
+        Ok(name) if !name.is_empty() => name,
+        _ => format!(
+            "{}-{}",
+            std::env::var("HOSTNAME").unwrap_or_else(|_| "llama-stack-operator".into()),
+            std::process::id()
+        ),
+    }
 }
 
 fn registry_settings(args: &Args) -> Result<crate::oci::RegistrySettings, AppError> {
