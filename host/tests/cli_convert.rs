@@ -64,3 +64,21 @@ fn a_bad_object_exits_1_with_the_path() {
         "{err}"
     );
 }
+
+/// `generate` on a v1alpha1 file gives what the API server's conversion followed by
+/// generation gives: the config the operator writes for that object.
+#[test]
+fn generate_converts_a_v1alpha1_file_first() {
+    let sample = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../deploy/samples/v1alpha1-starter.yaml"
+    );
+    let (code, direct, err) = operator(&["generate", "-f", sample], None);
+    assert_eq!(code, 0, "{err}");
+    let (code, hub, err) = operator(&["convert", "--to", "v1alpha2", "-f", sample], None);
+    assert_eq!(code, 0, "{err}");
+    let (code, via_hub, err) = operator(&["generate", "-f", "-"], Some(&hub));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(direct, via_hub);
+    assert!(direct.starts_with("version: 2\n"), "{direct}");
+}

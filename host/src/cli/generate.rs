@@ -89,7 +89,23 @@ fn through_component(
 
 fn request(args: &Args) -> Result<GenerateRequest, input::InputError> {
     let text = input::read(&args.file)?;
-    let doc = input::parse_resource(&args.file, &text)?;
+    let mut doc = input::parse_resource(&args.file, &text)?;
+    // v1alpha1 objects get a generated config too: converted first, as the API server does
+    // (conversion is always the built-in engine's, D18).
+    if doc["apiVersion"] == "llamastack.io/v1alpha1" {
+        doc = llama_stack_config::convert::convert(
+            &doc,
+            llama_stack_config::convert::Version::V1alpha2,
+        )
+        .map_err(|errors| input::InputError::Shape {
+            path: args.file.clone(),
+            message: errors
+                .iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join("; "),
+        })?;
+    }
     let mut req = input::resource(&args.file, doc)?;
     req.base_config = match &args.base_config {
         None => None,
