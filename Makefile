@@ -11,12 +11,16 @@ OPERATOR := $(CARGO_TARGET_DIR)/debug/llama-stack-operator
 LLVM_COV_VERSION := 0.6.21
 COVERAGE_MIN := 80
 
-.PHONY: demo test toolchain build lint unit coverage golden crds python-tests cluster-tests bench bench-cluster configs-check clean-cache
+.PHONY: demo demo-down test toolchain build lint unit coverage golden crds python-tests cluster-tests bench bench-cluster configs-check clean-cache
 
 ## demo: a local control plane, the operator, a sample LlamaStackDistribution reconciled to
 ## Ready, and what was generated (tests/cluster/demo).
 demo: build
 	LLSD_OPERATOR_BIN=$(OPERATOR) tests/cluster/demo
+
+## demo-down: stops the operator and the control plane `make demo` left running.
+demo-down:
+	tests/cluster/demo-down
 
 ## test: every test: format, lint, engine unit/golden/property tests with coverage, the CLI,
 ## the real llama-stack validation and server start, the real control plane.

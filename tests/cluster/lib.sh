@@ -115,3 +115,35 @@ llsd_lock() {
   exec 9>"$LLSD_STATE_DIR/.lock"
   flock 9
 }
+
+# The operator `make demo` leaves running (tests/cluster/demo), and how to stop it: the
+# process, then its webhook registrations (failurePolicy Fail) and the CRD's conversion, so
+# the cluster stays usable without it.
+LLSD_DEMO_PIDFILE="$LLSD_STATE_DIR/pids/operator-demo.pid"
+llsd_demo_operator_pid() {
+  local pid
+  [[ -s "$LLSD_DEMO_PIDFILE" ]] || return 1
+  pid="$(<"$LLSD_DEMO_PIDFILE")"
+  [[ "$pid" =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null || return 1
+  [[ "$(readlink "/proc/$pid/exe" 2>/dev/null)" == *llama-stack-operator* ]] || return 1
+  echo "$pid"
+}
+llsd_demo_stop_operator() {
+  local pid kubectl i
+  if pid="$(llsd_demo_operator_pid)"; then
+    llsd_log "stopping the demo operator (pid $pid)"
+    kill -TERM "$pid" 2>/dev/null || true
+    for ((i = 0; i < 100; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  rm -f "$LLSD_DEMO_PIDFILE"
+  llsd_apiserver_ready || return 0
+  kubectl="$(llsd_bin kubectl)"
+  export KUBECONFIG="$LLSD_KUBECONFIG"
+  "$kubectl" delete mutatingwebhookconfiguration llama-stack-operator-mutating --ignore-not-found >/dev/null 2>&1 || true
+  "$kubectl" delete validatingwebhookconfiguration llama-stack-operator-validating --ignore-not-found >/dev/null 2>&1 || true
+  if "$kubectl" get crd llamastackdistributions.llamastack.io -o jsonpath='{.spec.conversion.webhook.clientConfig.url}' 2>/dev/null | grep -q '127.0.0.1:9443'; then
+    "$kubectl" patch crd llamastackdistributions.llamastack.io --type=json \
+      -p '[{"op":"replace","path":"/spec/conversion","value":{"strategy":"None"}}]' >/dev/null 2>&1 || true
+  fi
+}
