@@ -148,6 +148,22 @@ fn files_and_environment_are_out_of_reach() {
     default_still_works(&host);
 }
 
+/// D10, FR-096: the content hash names the ConfigMap and decides rollouts, so a plugin that
+/// misstates it is refused rather than believed.
+#[test]
+fn a_wrong_content_hash_is_refused() {
+    let (host, plugin) = hostile("lie");
+    let err = plugin
+        .generate(&host, &any_request())
+        .expect_err("must be refused");
+    assert!(matches!(err, PluginError::Protocol { .. }), "{err}");
+    assert!(
+        err.to_string().contains("is not the sha256 of config-yaml"),
+        "{err}"
+    );
+    default_still_works(&host);
+}
+
 #[test]
 fn a_panic_becomes_an_error() {
     let (host, plugin) = hostile("panic");

@@ -90,7 +90,7 @@ pub enum OciError {
 }
 
 impl OciError {
-    /// The `ConfigGenerated=False` reason this failure reports (bounded set, also a metric label).
+    /// The `ConfigGenerated=False` reason this failure reports (a small fixed set).
     pub fn reason(&self) -> &'static str {
         match self {
             OciError::Reference { .. } => "InvalidImageReference",

@@ -323,6 +323,15 @@ fn generated(g: wit::Generated) -> Result<Generated, String> {
         g.distribution.config_source.clone(),
     ))
     .map_err(|_| format!("unknown config source {:?}", g.distribution.config_source))?;
+    // The hash names the ConfigMap and decides rollouts (D10, FR-096): a plugin's word for
+    // it is not taken.
+    let actual = llama_stack_config::content_hash(g.config_yaml.as_bytes());
+    if g.content_hash != actual {
+        return Err(format!(
+            "content-hash {:?} is not the sha256 of config-yaml ({actual})",
+            g.content_hash
+        ));
+    }
     Ok(Generated {
         config_yaml: g.config_yaml,
         content_hash: g.content_hash,

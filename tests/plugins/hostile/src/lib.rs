@@ -66,11 +66,32 @@ mod component {
             {
                 panic!("hostile plugin panics on purpose");
             }
+            #[cfg(feature = "lie")]
+            {
+                Ok(wit::Generated {
+                    config_yaml: "version: 2\n".into(),
+                    content_hash: "0".repeat(64),
+                    env: Vec::new(),
+                    provider_count: 0,
+                    resource_count: 0,
+                    config_version: 2,
+                    warnings: Vec::new(),
+                    derived_secrets: Vec::new(),
+                    distribution: wit::ResolvedDistribution {
+                        name: Some("hostile".into()),
+                        image: None,
+                        llama_stack_version: None,
+                        config_source: "embedded".into(),
+                        base_config_hash: "0".repeat(64),
+                    },
+                })
+            }
             #[cfg(not(any(
                 feature = "spin",
                 feature = "allocate",
                 feature = "escape",
-                feature = "panic"
+                feature = "panic",
+                feature = "lie"
             )))]
             Err(field_error("built without a behaviour feature".into()))
         }
