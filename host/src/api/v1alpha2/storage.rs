@@ -67,8 +67,8 @@ pub struct SqlStorage {
     /// (D9). Values never reach a ConfigMap.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connection_string: Option<SecretRef>,
-    /// A Secret with keys host, port, dbname, user (or username) and password, as
-    /// CloudNativePG and Crunchy PGO write them; used by reference only (D9).
+    /// A Secret with keys host, port, dbname, user and password, as CloudNativePG and
+    /// Crunchy PGO write them (both write `user`); used by reference only (D9).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_ref: Option<SecretName>,
 }
