@@ -61,6 +61,8 @@ pub struct SecretCheck {
     pub problem: Option<Problem>,
     /// The Secrets derived by the operator (D9), with their content.
     pub derived: Vec<Secret>,
+    /// What the user should know about the derivation (names only, never values).
+    pub warnings: Vec<String>,
 }
 
 /// Checks that each env var's Secret and key exist (derived Secrets are checked through their
@@ -120,6 +122,7 @@ pub async fn secrets(
         }
     }
     let mut out = Vec::new();
+    let mut warnings = Vec::new();
     if problem.is_none() {
         for d in derived {
             let value = cache
@@ -127,7 +130,18 @@ pub async fn secrets(
                 .and_then(|s| s.as_ref())
                 .and_then(|s| value_of(s, &d.source_key));
             match value.as_deref().map(postgres_uri) {
-                Some(Ok(data)) => out.push(derived_secret(&d.name, data)),
+                Some(Ok(data)) => {
+                    let ignored = value.as_deref().map(ignored_parameters).unwrap_or_default();
+                    if !ignored.is_empty() {
+                        warnings.push(format!(
+                            "spec.storage.sql.connectionString: the parameters {} of the connection string in Secret \
+                             \"{}\" are not used: llama-stack's postgres store takes host, port, db, user and password only",
+                            ignored.join(", "),
+                            d.source_secret
+                        ));
+                    }
+                    out.push(derived_secret(&d.name, data))
+                }
                 Some(Err(why)) => {
                     problem = Some(Problem::new(
                         "SecretInvalid",
@@ -146,6 +160,7 @@ pub async fn secrets(
         count: refs.len(),
         problem,
         derived: out,
+        warnings,
     })
 }
 
@@ -229,6 +244,23 @@ pub fn postgres_uri(uri: &str) -> Result<BTreeMap<String, String>, &'static str>
         ("user".into(), user),
         ("password".into(), password),
     ]))
+}
+
+/// Names of a connection string's query parameters (`sslmode`, ...), which the split drops.
+pub fn ignored_parameters(uri: &str) -> Vec<String> {
+    let query = uri
+        .split('#')
+        .next()
+        .unwrap_or("")
+        .split_once('?')
+        .map(|(_, q)| q);
+    query
+        .unwrap_or("")
+        .split('&')
+        .filter_map(|kv| kv.split('=').next())
+        .filter(|k| !k.is_empty())
+        .map(|k| decode(k).unwrap_or_else(|_| k.to_string()))
+        .collect()
 }
 
 fn decode(s: &str) -> Result<String, &'static str> {
@@ -368,6 +400,11 @@ mod tests {
 
     #[test]
     fn postgres_uris_split_into_the_derived_keys() {
+        assert_eq!(
+            ignored_parameters("postgresql://a:b@h/db?sslmode=require&connect_timeout=5#x"),
+            ["sslmode", "connect_timeout"]
+        );
+        assert!(ignored_parameters("postgresql://a:secret@h/db").is_empty());
         let d = postgres_uri("postgresql://app:p%40ss%3Aw@db.example:6543/llama?sslmode=require")
             .expect("valid");
         assert_eq!(d["host"], "db.example");

@@ -294,11 +294,22 @@ impl<'a> Reconcile<'a> {
         if let Some(p) = check.problem {
             return Ok(Err(secrets_failed(p)));
         }
-        for mut s in check.derived {
+        for mut s in check.derived.clone() {
             s.metadata.namespace = Some(ns.to_string());
             s.metadata.labels = Some(children::common_labels(name, "storage-secret"));
             s.metadata.owner_references = self.cr.controller_owner_ref(&()).map(|o| vec![o]);
-            self.write(&secrets, s, false, "Secret").await?;
+            let (outcome, _) = self.write(&secrets, s, false, "Secret").await?;
+            // Said when the derived Secret changes, not on every pass.
+            if outcome != Outcome::Unchanged {
+                for w in &check.warnings {
+                    self.event(
+                        EventType::Warning,
+                        "ConnectionStringParametersIgnored",
+                        w.clone(),
+                    )
+                    .await;
+                }
+            }
         }
 
         // CA bundle (FR-063): the listed keys' certificates, copied next to the CR.

@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use std::time::Duration;
 
 mod common;
+use common::cr::wait_events;
 use common::operator::Operator;
 use common::{llsd_api, object};
 
@@ -182,7 +183,24 @@ async fn a_postgres_connection_string_becomes_a_derived_secret() -> Result<()> {
         yaml.contains("${env.LLSD_STORAGE_SQL_PASSWORD}"),
         "config references the env var"
     );
-    for leak in [serde_json::to_string(&cr.data)?, yaml] {
+    // The split drops sslmode: the user is told by name, never by value.
+    let events = wait_events(
+        ns.client(),
+        ns.name(),
+        "pgx",
+        &["ConnectionStringParametersIgnored"],
+    )
+    .await?;
+    let note = events
+        .iter()
+        .find(|(r, _)| r == "ConnectionStringParametersIgnored")
+        .map(|(_, n)| n.clone())
+        .unwrap_or_default();
+    ensure!(
+        note.contains("sslmode") && note.contains("\"pg\""),
+        "{note}"
+    );
+    for leak in [serde_json::to_string(&cr.data)?, yaml, note] {
         ensure!(!leak.contains("Sup3r"), "the password leaked");
     }
 
