@@ -189,6 +189,33 @@ mod tests {
     }
 
     #[test]
+    fn an_incomplete_override_config_is_blamed_on_the_configmap() {
+        let starter = catalog::distribution("starter")
+            .expect("starter")
+            .base_config;
+        let mut doc: serde_yaml::Value = serde_yaml::from_str(starter).expect("yaml");
+        doc["providers"]["inference"] = serde_yaml::Value::Sequence(Vec::new());
+        let req = GenerateRequest {
+            spec: json!({"distribution": {"name": "starter"}, "overrideConfig": {"configMapName": "cm"}}),
+            base_config: Some(BaseConfigInput {
+                yaml: serde_yaml::to_string(&doc).expect("yaml"),
+                source: BaseSource::OverrideConfig,
+            }),
+            ..Default::default()
+        };
+        let g = generate(&req).expect("a warning, not an error");
+        let w = g
+            .warnings
+            .iter()
+            .find(|w| w.contains("incomplete"))
+            .unwrap_or_else(|| panic!("{:?}", g.warnings));
+        assert!(
+            w.contains("overrideConfig config.yaml") && !w.contains("spec.disabled"),
+            "{w}"
+        );
+    }
+
+    #[test]
     fn info_lists_every_embedded_distribution() {
         let i = info();
         assert_eq!(i.name, "llama-stack-config");

@@ -76,10 +76,18 @@ pub fn check(cx: &mut Context<'_>, base_gaps: impl FnOnce(&Catalog) -> Vec<Gap>)
             article(dep)
         );
         if base_gaps.contains(&gap) {
-            cx.d.warn(format!(
-                "the distribution's base config is incomplete: {what}; the server will refuse to start unless you \
-                 add spec.disabled: [{api_field}] or supply a complete config with overrideConfig"
-            ));
+            // spec.disabled is refused next to overrideConfig: the fix is in the ConfigMap.
+            cx.d.warn(if cx.spec.override_config.is_some() {
+                format!(
+                    "the overrideConfig config.yaml is incomplete: {what}; the server will refuse to start unless \
+                     the ConfigMap's config.yaml gets a {dep} provider or loses provider \"{id}\""
+                )
+            } else {
+                format!(
+                    "the distribution's base config is incomplete: {what}; the server will refuse to start unless \
+                     you add spec.disabled: [{api_field}] or supply a complete config with overrideConfig"
+                )
+            });
             continue;
         }
         let user = cx
