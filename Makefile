@@ -11,7 +11,7 @@ OPERATOR := $(CARGO_TARGET_DIR)/debug/llama-stack-operator
 LLVM_COV_VERSION := 0.6.21
 COVERAGE_MIN := 80
 
-.PHONY: demo demo-down test toolchain build lint unit coverage golden crds python-tests cluster-tests bench bench-cluster configs-check clean-cache
+.PHONY: demo demo-down test playground-tests toolchain build lint unit coverage golden crds python-tests cluster-tests bench bench-cluster configs-check clean-cache
 
 ## demo: a local control plane, the operator, a sample LlamaStackDistribution reconciled to
 ## Ready, and what was generated (tests/cluster/demo).
@@ -29,10 +29,12 @@ test: toolchain lint coverage
 	cargo test -p llama-stack-operator
 	cargo test -p acme-llama-stack-plugin
 	@$(MAKE) --no-print-directory python-tests
+	@$(MAKE) --no-print-directory playground-tests
 	@$(MAKE) --no-print-directory cluster-tests
 
 toolchain:
 	@command -v cargo >/dev/null || { echo "ERROR: cargo not found: install Rust (rustup)"; exit 1; }
+	@command -v node >/dev/null && command -v npm >/dev/null || { echo "ERROR: node and npm not found: the playground engine is built and tested with them"; exit 1; }
 	@command -v rustup >/dev/null || { echo "ERROR: rustup not found: it installs the wasm target and llvm-tools"; exit 1; }
 	@echo "==> rust components (wasm32-wasip2 target, llvm-tools for coverage)"
 	@rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
@@ -91,6 +93,15 @@ golden:
 python-tests: build
 	@echo "==> real llama-stack 0.7.3: validate golden configs, start a server from a generated config"
 	LLSD_OPERATOR_BIN=$(OPERATOR) tests/python/run-tests.sh
+
+## playground-tests: the default plugin transpiled by jco (playground/, npm ci from the
+## lockfile) gives in JavaScript exactly what `generate` prints; a component transpiled in
+## JavaScript itself works too (the vendor-plugin path of issue 10).
+playground-tests: build
+	@echo "==> playground engine: jco transpile of the default plugin, checked against the CLI (first run: npm ci)"
+	playground/build.sh
+	LLSD_OPERATOR_BIN=$(OPERATOR) node playground/test/node-smoke.mjs
+	node playground/test/transpile-in-js.mjs
 
 cluster-tests:
 	@echo "==> real control plane (etcd, kube-apiserver, controller-manager, scheduler, kwok)"
