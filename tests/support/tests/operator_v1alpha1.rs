@@ -16,9 +16,7 @@ use llsd_test_support::k8s_openapi::api::core::v1::{
 };
 use llsd_test_support::k8s_openapi::api::networking::v1::Ingress;
 use llsd_test_support::k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use llsd_test_support::k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
-    CustomResourceDefinition, WebhookClientConfig,
-};
+use llsd_test_support::k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use llsd_test_support::k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use llsd_test_support::kube::Client;
 use llsd_test_support::kube::api::{Api, DeleteParams, PostParams};
@@ -28,7 +26,7 @@ use serde_json::json;
 
 mod common;
 use common::cr::wait_converting;
-use common::operator::{Operator, free_port, tls_handshake};
+use common::operator::{Operator, tls_handshake};
 use common::{llsd_api, object};
 
 const CRD_NAME: &str = "llamastackdistributions.llamastack.io";
@@ -54,23 +52,8 @@ async fn v1alpha1_objects_reach_ready_and_conversion_survives_certificate_rotati
 }
 
 async fn exercise(client: &Client, ns: &TestNamespace) -> Result<()> {
-    // The conversion URL names the operator's port, so the port is chosen first; the
-    // operator injects its CA into the CRD when it starts.
-    let port = free_port()?;
-    common::install_crd(
-        client,
-        crd::with_conversion_client(
-            crd::crd()?,
-            WebhookClientConfig {
-                url: Some(format!("https://127.0.0.1:{port}{}", crd::CONVERSION_PATH)),
-                ca_bundle: None,
-                service: None,
-            },
-        ),
-    )
-    .await?;
-    let op =
-        Operator::start_with_webhook_port(ns.name(), port, &["--cert-check-seconds", "1"]).await?;
+    let op = common::operator::start_converting(client, ns.name(), &["--cert-check-seconds", "1"])
+        .await?;
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     let secrets = ns.api::<Secret>();
     let first_ca = match eventually(
@@ -100,7 +83,7 @@ async fn exercise(client: &Client, ns: &TestNamespace) -> Result<()> {
     );
 
     us7_upstream_sample(client, ns, &op, &v1, &v2).await?;
-    rotation(ns, &op, &crds, port, &first_ca, &v1, &v2).await
+    rotation(ns, &op, &crds, op.webhook_port, &first_ca, &v1, &v2).await
 }
 
 /// US7: the upstream e2e sample, created through v1alpha1, runs with the upstream names.

@@ -28,9 +28,7 @@ use llsd_test_support::k8s_openapi::api::core::v1::{
 };
 use llsd_test_support::k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use llsd_test_support::k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use llsd_test_support::k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
-    CustomResourceDefinition, WebhookClientConfig,
-};
+use llsd_test_support::k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use llsd_test_support::kube::Client;
 use llsd_test_support::kube::api::{Api, Patch, PatchParams, PostParams};
 use llsd_test_support::kube::core::DynamicObject;
@@ -42,7 +40,6 @@ use common::cr::{
     condition, image, phase, status, wait_converting, wait_cr, wait_events, wait_phase,
 };
 use common::llsd_api;
-use common::operator::{Operator, free_port};
 
 const SAMPLES_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/samples");
 const DISTRIBUTIONS: &str = include_str!("../../../configs/distributions.json");
@@ -125,22 +122,7 @@ fn samples() -> Result<Vec<SampleFile>> {
 
 async fn exercise(client: &Client, ns: &TestNamespace) -> Result<()> {
     let files = samples()?;
-    // The conversion URL names the operator's port, so the port is chosen first; the
-    // operator injects its CA into the CRD when it starts.
-    let port = free_port()?;
-    common::install_crd(
-        client,
-        crd::with_conversion_client(
-            crd::crd()?,
-            WebhookClientConfig {
-                url: Some(format!("https://127.0.0.1:{port}{}", crd::CONVERSION_PATH)),
-                ca_bundle: None,
-                service: None,
-            },
-        ),
-    )
-    .await?;
-    let op = Operator::start_with_webhook_port(ns.name(), port, &[]).await?;
+    let op = common::operator::start_converting(client, ns.name(), &[]).await?;
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     eventually(
         "the operator's CA in the CRD's conversion",

@@ -196,6 +196,32 @@ pub async fn setup(
     Ok((client, ns, op))
 }
 
+/// Installs the CRD with its conversion pointed at a new operator process (the URL names the
+/// port, so the port is chosen first; the operator injects its CA when it starts) and starts
+/// that process in `ns` with `extra` arguments.
+pub async fn start_converting(
+    client: &llsd_test_support::kube::Client,
+    ns: &str,
+    extra: &[&str],
+) -> Result<Operator> {
+    use llama_stack_operator::api::crd;
+    use llsd_test_support::k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::WebhookClientConfig;
+    let port = free_port()?;
+    super::install_crd(
+        client,
+        crd::with_conversion_client(
+            crd::crd()?,
+            WebhookClientConfig {
+                url: Some(format!("https://127.0.0.1:{port}{}", crd::CONVERSION_PATH)),
+                ca_bundle: None,
+                service: None,
+            },
+        ),
+    )
+    .await?;
+    Operator::start_with_webhook_port(ns, port, extra).await
+}
+
 pub async fn tls_handshake(port: u16, ca_pem: &str) -> Result<()> {
     use std::sync::Arc;
     use tokio_rustls::rustls;
