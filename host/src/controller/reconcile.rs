@@ -294,7 +294,7 @@ impl<'a> Reconcile<'a> {
         if let Some(p) = check.problem {
             return Ok(Err(secrets_failed(p)));
         }
-        for mut s in check.derived.clone() {
+        for mut s in check.derived {
             s.metadata.namespace = Some(ns.to_string());
             s.metadata.labels = Some(children::common_labels(name, "storage-secret"));
             s.metadata.owner_references = self.cr.controller_owner_ref(&()).map(|o| vec![o]);

@@ -176,12 +176,17 @@ impl Registry {
         let spec_path = layer::normalize(provider_package::SPEC_PATH);
         let dir = layer::normalize("/lls-provider");
         // Top-down: the first layer holding a path wins, unless a layer above deleted it.
-        let mut spec: Option<Vec<u8>> = None;
+        let invalid = |problem: String| OciError::InvalidFile {
+            image: image.to_string(),
+            path: provider_package::SPEC_PATH.into(),
+            problem,
+        };
+        let mut package: Option<ProviderPackage> = None;
         let mut visible: std::collections::BTreeSet<String> = Default::default();
         let mut hidden: Vec<String> = Vec::new();
         let is_hidden = |hidden: &[String], p: &str| hidden.iter().any(|h| layer::covers(h, p));
         for l in manifest.layers.iter().rev() {
-            let read: &[&str] = if spec.is_none() {
+            let read: &[&str] = if package.is_none() {
                 &[spec_path.as_str()]
             } else {
                 &[]
@@ -189,50 +194,35 @@ impl Registry {
             let scan = access
                 .scan_layer(self, &pinned, l, read, Some(dir.as_str()))
                 .await?;
-            if spec.is_none()
+            if package.is_none()
                 && !is_hidden(&hidden, &spec_path)
                 && let Some(bytes) = scan.files.get(&spec_path)
             {
-                spec = Some(bytes.clone());
+                // Parsed once, where found: a bad spec is final, whatever lies below.
+                package = Some(
+                    provider_package::parse(bytes)
+                        .map_err(|problems| invalid(problems.join("; ")))?,
+                );
             }
             visible.extend(scan.listed.into_iter().filter(|p| !is_hidden(&hidden, p)));
             hidden.extend(scan.deleted);
-            let package = spec.as_deref().map(provider_package::parse);
-            match package {
-                Some(Err(problems)) => {
-                    return Err(OciError::InvalidFile {
-                        image: image.to_string(),
-                        path: provider_package::SPEC_PATH.into(),
-                        problem: problems.join("; "),
-                    });
-                }
-                Some(Ok(p)) if visible.contains(&layer::normalize(&p.wheel_path)) => {
-                    let p = Arc::new(p);
-                    self.providers.put(pinned.digest.clone(), p.clone(), 1024);
-                    return Ok((pinned, p));
-                }
-                _ => {}
+            if let Some(p) = package.take_if(|p| visible.contains(&layer::normalize(&p.wheel_path)))
+            {
+                let p = Arc::new(p);
+                self.providers.put(pinned.digest.clone(), p.clone(), 1024);
+                return Ok((pinned, p));
             }
         }
-        match spec.as_deref().map(provider_package::parse) {
-            None => Err(OciError::FileMissing {
+        Err(match package {
+            None => OciError::FileMissing {
                 image: image.to_string(),
                 path: provider_package::SPEC_PATH.into(),
-            }),
-            Some(Err(problems)) => Err(OciError::InvalidFile {
-                image: image.to_string(),
-                path: provider_package::SPEC_PATH.into(),
-                problem: problems.join("; "),
-            }),
-            Some(Ok(p)) => Err(OciError::InvalidFile {
-                image: image.to_string(),
-                path: provider_package::SPEC_PATH.into(),
-                problem: format!(
-                    "spec.wheelPath {} does not exist in the image",
-                    p.wheel_path
-                ),
-            }),
-        }
+            },
+            Some(p) => invalid(format!(
+                "spec.wheelPath {} does not exist in the image",
+                p.wheel_path
+            )),
+        })
     }
 
     /// A wasm plugin by a reference pinned by digest (D18): the single `application/wasm`
