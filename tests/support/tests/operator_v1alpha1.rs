@@ -9,7 +9,6 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
-use llama_stack_operator::api::crd;
 use llsd_test_support::k8s_openapi::api::apps::v1::Deployment;
 use llsd_test_support::k8s_openapi::api::core::v1::{
     PersistentVolume, PersistentVolumeClaim, Secret, Service, ServiceAccount,
@@ -43,12 +42,7 @@ async fn v1alpha1_objects_reach_ready_and_conversion_survives_certificate_rotati
     let client = client().await?;
     let ns = TestNamespace::create(&client, "op-v1alpha1").await?;
     let result = exercise(&client, &ns).await;
-    // Later test binaries expect the plain CRD, whatever happened here.
-    let restored = common::install_crd(&client, crd::crd()?)
-        .await
-        .context("restoring the CRD without conversion");
-    let deleted = ns.delete().await;
-    result.and(restored).and(deleted)
+    common::operator::finish_converting(&client, ns, result).await
 }
 
 async fn exercise(client: &Client, ns: &TestNamespace) -> Result<()> {

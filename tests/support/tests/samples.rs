@@ -20,7 +20,6 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
-use llama_stack_operator::api::crd;
 use llsd_test_support::k8s_openapi::api::apps::v1::Deployment;
 use llsd_test_support::k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use llsd_test_support::k8s_openapi::api::core::v1::{
@@ -58,12 +57,7 @@ async fn every_sample_reaches_ready_or_its_documented_condition() -> Result<()> 
     let client = client().await?;
     let ns = TestNamespace::create(&client, "samples").await?;
     let result = exercise(&client, &ns).await;
-    // Later test binaries expect the plain CRD, whatever happened here.
-    let restored = common::install_crd(&client, crd::crd()?)
-        .await
-        .context("restoring the CRD without conversion");
-    let deleted = ns.delete().await;
-    result.and(restored).and(deleted)
+    common::operator::finish_converting(&client, ns, result).await
 }
 
 /// One file of deploy/samples: its documents in order.

@@ -222,6 +222,20 @@ pub async fn start_converting(
     Operator::start_with_webhook_port(ns, port, extra).await
 }
 
+/// Ends a test that used [`start_converting`]: later test binaries expect the plain CRD,
+/// whatever happened, and the namespace goes. The first error wins.
+pub async fn finish_converting(
+    client: &llsd_test_support::kube::Client,
+    ns: llsd_test_support::TestNamespace,
+    result: Result<()>,
+) -> Result<()> {
+    let restored = super::install_crd(client, llama_stack_operator::api::crd::crd()?)
+        .await
+        .context("restoring the CRD without conversion");
+    let deleted = ns.delete().await;
+    result.and(restored).and(deleted)
+}
+
 pub async fn tls_handshake(port: u16, ca_pem: &str) -> Result<()> {
     use std::sync::Arc;
     use tokio_rustls::rustls;
