@@ -23,6 +23,7 @@ use serde::de::DeserializeOwned;
 pub use k8s_openapi;
 pub use kube;
 
+pub mod ports;
 pub mod registry;
 
 /// Label put on every namespace made by [`TestNamespace`], so leftovers can be

@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::fs::{self, OpenOptions};
 use std::io::Write as _;
-use std::net::{Ipv4Addr, TcpListener};
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -129,7 +129,7 @@ impl TestRegistry {
             .prefix("llsd-registry-")
             .tempdir()
             .context("creating the test registry's temp dir")?;
-        let port = free_port()?;
+        let port = crate::ports::free_port()?;
         let storage = dir.path().join("storage");
         let log_path = dir.path().join("registry.log");
         let config_path = dir.path().join("config.yml");
@@ -444,12 +444,6 @@ fn registry_bin() -> Result<PathBuf> {
         );
     }
     Ok(bin)
-}
-
-/// A port that was free on 127.0.0.1 a moment ago.
-fn free_port() -> Result<u16> {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("finding a free port")?;
-    Ok(listener.local_addr().context("finding a free port")?.port())
 }
 
 /// `sh` blocked reading a pipe whose only writer is this process; at EOF (we

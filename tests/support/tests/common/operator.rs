@@ -31,12 +31,7 @@ pub fn binary() -> Result<PathBuf> {
     Ok(bin)
 }
 
-/// A port free on loopback right now (the caller binds it soon after).
-pub fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
+pub use llsd_test_support::ports::free_port;
 
 impl Operator {
     /// Starts `run` for namespace `ns` and waits for `/readyz`.
