@@ -6,6 +6,7 @@ mod crds;
 mod distributions;
 mod generate;
 mod input;
+mod playground;
 mod plugins;
 pub mod run;
 mod validate;
@@ -51,6 +52,8 @@ pub enum Command {
     Validate(validate::Args),
     /// Run the operator: controller, webhooks, metrics and probes.
     Run(Box<run::Args>),
+    /// Serve the browser playground (its static build output) on loopback.
+    Playground(playground::Args),
 }
 
 pub fn run(cli: Cli) -> ExitCode {
@@ -63,5 +66,6 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Convert(args) => convert::run(&args),
         Command::Validate(args) => validate::run(&args),
         Command::Run(args) => run::run(&args),
+        Command::Playground(args) => playground::run(&args),
     }
 }
