@@ -11,7 +11,7 @@ OPERATOR := $(CARGO_TARGET_DIR)/debug/llama-stack-operator
 LLVM_COV_VERSION := 0.6.21
 COVERAGE_MIN := 80
 
-.PHONY: demo demo-down test playground-tests toolchain build lint unit coverage golden crds python-tests cluster-tests bench bench-cluster configs-check clean-cache
+.PHONY: demo demo-down test playground playground-tests toolchain build lint unit coverage golden crds python-tests cluster-tests bench bench-cluster configs-check clean-cache
 
 ## demo: a local control plane, the operator, a sample LlamaStackDistribution reconciled to
 ## Ready, and what was generated (tests/cluster/demo).
@@ -94,14 +94,26 @@ python-tests: build
 	@echo "==> real llama-stack 0.7.3: validate golden configs, start a server from a generated config"
 	LLSD_OPERATOR_BIN=$(OPERATOR) tests/python/run-tests.sh
 
-## playground-tests: the default plugin transpiled by jco (playground/, npm ci from the
-## lockfile) gives in JavaScript exactly what `generate` prints; a component transpiled in
-## JavaScript itself works too (the vendor-plugin path of issue 10).
-playground-tests: build
-	@echo "==> playground engine: jco transpile of the default plugin, checked against the CLI (first run: npm ci)"
+## playground: build the browser playground into playground/dist (npm ci from the lockfile on
+## first use); `llama-stack-operator playground` then serves it on http://127.0.0.1:8380/.
+playground:
+	@echo "==> playground: the default plugin, transpiled by jco, and the page (first run: npm ci)"
 	playground/build.sh
+
+## playground-tests: the page's modules (node --test); the engine in JavaScript gives exactly
+## what `generate` prints; a component transpiled in JavaScript itself works (the vendor-plugin
+## path); the page in headless Chromium, served by `llama-stack-operator playground`, checked
+## against `generate`/`convert` with the acme vendor plugin loaded from disk (issue 10).
+playground-tests: build playground
+	@echo "==> playground tests: unit, engine against the CLI, headless Chromium (installs Debian's chromium on first use)"
+	tests/browser/install.sh
+	env -u RUSTFLAGS -u CARGO_ENCODED_RUSTFLAGS -u CARGO_BUILD_RUSTFLAGS -u RUSTC_WRAPPER \
+		cargo build --release --target wasm32-wasip2 -p acme-llama-stack-plugin --target-dir $(CARGO_TARGET_DIR)/test-plugins
+	node --test playground/test/unit.mjs
 	LLSD_OPERATOR_BIN=$(OPERATOR) node playground/test/node-smoke.mjs
 	node playground/test/transpile-in-js.mjs
+	LLSD_OPERATOR_BIN=$(OPERATOR) LLSD_ACME_PLUGIN=$(CARGO_TARGET_DIR)/test-plugins/wasm32-wasip2/release/acme_llama_stack_plugin.wasm \
+		node playground/test/browser.mjs
 
 cluster-tests:
 	@echo "==> real control plane (etcd, kube-apiserver, controller-manager, scheduler, kwok)"

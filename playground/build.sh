@@ -1,17 +1,22 @@
 #!/usr/bin/env bash
-# Builds the browser playground's engine: the operator's default plugin component (the guest/
-# crate for wasm32-wasip2, built exactly as host/build.rs builds it), transpiled to JavaScript +
-# core wasm by jco, bundled with the WASI shims it needs by esbuild. Prints the sizes.
+# Builds the browser playground: the operator's default plugin component (the guest/ crate for
+# wasm32-wasip2, built exactly as host/build.rs builds it), transpiled to JavaScript + core wasm
+# by jco, and the page around it, bundled by esbuild. Prints the sizes.
 #
 #   playground/build.sh                     # build the component, transpile, bundle
 #   LLSD_PLUGIN_WASM=x.wasm build.sh        # transpile a prebuilt component instead
 #   PLAYGROUND_OPTIMIZE=0 build.sh          # skip wasm-opt (jco -O; ~30 s, ~22% smaller wasm)
 #
-# Output (dist/):
-#   llama_stack_config.wasm   the component, as the operator embeds it (not served)
+# build/ (intermediate, not served):
+#   llama_stack_config.wasm   the component, as the operator embeds it
 #   transpiled/               jco transpile output: engine.js, engine.core*.wasm, .d.ts types
-#   engine.bundle.js          src/engine.js + transpiled/engine.js + browser WASI shims (ESM);
-#                             it fetches transpiled/engine.core*.wasm relative to itself
+#   engine.bundle.js          src/engine.js alone, browser flavour (for test/node-smoke.mjs)
+#   samples.js                deploy/samples/*.yaml as a module (the page's examples)
+# dist/ (the static site; `llama-stack-operator playground` serves it):
+#   index.html, app.css, app.js  the page (app.js: src/app.js + engine + yaml + samples)
+#   engine.core*.wasm            the component's core modules, fetched by app.js
+#   vendor-*.js + js-component-bindgen-component.core*.wasm
+#                                jco's bindgen, loaded only when a vendor .wasm is picked
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/.." && pwd)"
@@ -40,12 +45,13 @@ fi
 jco=node_modules/.bin/jco
 esbuild=node_modules/.bin/esbuild
 
-rm -rf dist
-mkdir -p dist
-cp "$wasm" dist/llama_stack_config.wasm
+rm -rf dist build
+mkdir -p dist build
+cp "$wasm" build/llama_stack_config.wasm
+sha256="$(sha256sum build/llama_stack_config.wasm | cut -d' ' -f1)"
 
 echo "== WASI imports of the component"
-"$jco" wit dist/llama_stack_config.wasm | grep -E '^\s*(import|export) ' || true
+"$jco" wit build/llama_stack_config.wasm | grep -E '^\s*(import|export) ' || true
 
 # 3. Transpile.
 #   --instantiation async  an `instantiate(getCoreModule, imports)` function instead of a module
@@ -60,24 +66,43 @@ opts=(--name engine --instantiation async --no-nodejs-compat --quiet)
 if [[ "${PLAYGROUND_OPTIMIZE:-1}" != 0 ]]; then
   opts+=(-O)
 fi
-"$jco" transpile dist/llama_stack_config.wasm -o dist/transpiled "${opts[@]}"
+"$jco" transpile build/llama_stack_config.wasm -o build/transpiled "${opts[@]}"
+cp build/transpiled/*.wasm dist/
 
-# 4. Bundle for the browser: one ES module, the browser flavour of preview2-shim.
-"$esbuild" src/engine.js --bundle --format=esm --platform=browser --target=es2022 --minify \
-  --log-level=warning --outfile=dist/engine.bundle.js
+# 4. The examples: every deploy/samples/*.yaml, the simple one first.
+node --input-type=module -e '
+  import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+  const dir = process.argv[1];
+  const files = readdirSync(dir).filter((f) => f.endsWith(".yaml")).sort((a, b) =>
+    (b === "v1alpha2-simple.yaml") - (a === "v1alpha2-simple.yaml") || a.localeCompare(b));
+  const samples = files.map((file) => ({ file, text: readFileSync(`${dir}/${file}`, "utf8") }));
+  writeFileSync("build/samples.js", `export default ${JSON.stringify(samples)};\n`);
+' "$root/deploy/samples"
 
-# 5. Sizes.
+# 5. Bundle for the browser (the browser flavour of preview2-shim). Code splitting keeps jco's
+#    bindgen (vendor.js, ~1 MB) out of the first load; its own core wasm files are fetched
+#    relative to the chunk, so they are copied next to it. `node:*` imports are the bindgen's
+#    Node-only branch, never taken in a browser.
+common=(--bundle --format=esm --platform=browser --target=es2022 --minify --log-level=warning)
+"$esbuild" src/app.js "${common[@]}" --splitting --outdir=dist --chunk-names='[name]-[hash]' \
+  --external:'node:*' --define:ENGINE_SHA256="\"$sha256\""
+cp node_modules/@bytecodealliance/jco-transpile/vendor/js-component-bindgen-component.core*.wasm dist/
+cp src/index.html src/app.css dist/
+"$esbuild" src/engine.js "${common[@]}" --outfile=build/engine.bundle.js
+
+# 6. Sizes.
 size() { stat -c %s "$1"; }
 gz() { gzip -9c "$1" | wc -c; }
-echo "== sizes (bytes: raw / gzip -9)"
-total=0 totalgz=0 served=0 servedgz=0
+echo "== dist/ sizes (bytes: raw / gzip -9); component sha256 $sha256"
+total=0 totalgz=0 first=0 firstgz=0
 while IFS= read -r f; do
   r=$(size "$f") g=$(gz "$f")
   printf '  %-55s %9d %9d\n' "${f#dist/}" "$r" "$g"
   total=$((total + r)) totalgz=$((totalgz + g))
   case "$f" in
-    dist/engine.bundle.js|dist/transpiled/*.wasm) served=$((served + r)) servedgz=$((servedgz + g)) ;;
+    dist/vendor-*|dist/js-component-bindgen-*) ;;
+    *) first=$((first + r)) firstgz=$((firstgz + g)) ;;
   esac
 done < <(find dist -type f | sort)
-printf '  %-55s %9d %9d\n' "dist/ (all files)" "$total" "$totalgz"
-printf '  %-55s %9d %9d\n' "served (bundle + core wasm)" "$served" "$servedgz"
+printf '  %-55s %9d %9d\n' "all files" "$total" "$totalgz"
+printf '  %-55s %9d %9d\n' "first load (all but the vendor-plugin bindgen)" "$first" "$firstgz"

@@ -6,7 +6,7 @@
 // an instance never gives memory back. So, as the operator does, every call here gets a fresh
 // instance. The core modules are compiled once; instantiating them again is cheap.
 
-import { instantiate } from "../dist/transpiled/engine.js";
+import { instantiate } from "../build/transpiled/engine.js";
 import * as cli from "@bytecodealliance/preview2-shim/cli";
 import * as io from "@bytecodealliance/preview2-shim/io";
 
@@ -38,10 +38,10 @@ export const coreModuleNames = ["engine.core.wasm", "engine.core2.wasm", "engine
 /**
  * Compiles the core modules once. `load(name)` returns the bytes (ArrayBuffer/Uint8Array), a
  * Response, or a promise of either. By default they are fetched next to this module's
- * transpiled/ directory (browser).
+ * directory (the page: dist/).
  */
 export async function loadEngine(load) {
-  load ??= (name) => fetch(new URL(`./transpiled/${name}`, import.meta.url));
+  load ??= (name) => fetch(new URL(`./${name}`, import.meta.url));
   const modules = new Map();
   await Promise.all(
     coreModuleNames.map(async (name) => {
@@ -57,8 +57,15 @@ export async function loadEngine(load) {
 }
 
 export class Engine {
-  constructor(modules) {
+  /**
+   * `modules`: name -> compiled core module; `instantiateComponent`: jco's `instantiate` of the
+   * transpiled component (the built-in one by default; a vendor plugin's, transpiled in the page,
+   * otherwise); `imports`: what it imports, by unversioned interface name.
+   */
+  constructor(modules, instantiateComponent = instantiate, imports = wasiImports) {
     this.modules = modules;
+    this.instantiateComponent = instantiateComponent;
+    this.imports = imports;
   }
 
   /**
@@ -72,14 +79,21 @@ export class Engine {
       if (!m) throw new Error(`unknown core module ${name}`);
       return m;
     };
-    const root = await instantiate(getCoreModule, wasiImports, instantiateCore);
-    return root.engine;
+    const root = await this.instantiateComponent(getCoreModule, this.imports, instantiateCore);
+    const engine = root.engine ?? root["llamastack:config/engine@0.1.0"];
+    if (!engine) throw new Error("the component does not export llamastack:config/engine");
+    return engine;
   }
 
   // One call, one instance. Results and errors as jco maps them: `result<T, E>` returns T or
   // throws a ComponentError whose `payload` is E (a field-error list, or a convert-error).
   async info() {
     return (await this.instantiate()).info();
+  }
+  /** info() of the first call: a plugin's info does not change. */
+  async cachedInfo() {
+    this.infoOnce ??= this.info();
+    return this.infoOnce;
   }
   async generate(request) {
     return (await this.instantiate()).generate(toJson(request));

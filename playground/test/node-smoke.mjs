@@ -1,5 +1,5 @@
 // Smoke test of the transpiled engine in Node (run `./build.sh` first):
-//   node test/node-smoke.mjs            # the browser bundle (dist/engine.bundle.js)
+//   node test/node-smoke.mjs            # the browser bundle (build/engine.bundle.js)
 //   node test/node-smoke.mjs src        # src/engine.js with Node's preview2-shim
 //
 // info(); generate() on deploy/samples/v1alpha2-simple.yaml compared byte for byte with
@@ -24,7 +24,7 @@ const playground = join(here, "..");
 const root = join(playground, "..");
 const variant = process.argv[2] ?? "bundle";
 const modulePath =
-  variant === "src" ? join(playground, "src/engine.js") : join(playground, "dist/engine.bundle.js");
+  variant === "src" ? join(playground, "src/engine.js") : join(playground, "build/engine.bundle.js");
 
 let failures = 0;
 const fail = (msg) => {
@@ -57,7 +57,7 @@ console.log(`module: ${modulePath.slice(root.length + 1)}`);
 
 // Compile the core modules once.
 let t = performance.now();
-const engine = await loadEngine((name) => readFile(join(playground, "dist/transpiled", name)));
+const engine = await loadEngine((name) => readFile(join(playground, "build/transpiled", name)));
 console.log(`compile (core modules, once): ${ms(performance.now() - t)}`);
 
 // Cold: the first instance and the first call (V8's baseline compiler, nothing warm yet).

@@ -4,7 +4,7 @@
 // imported from a data: URL (a blob: URL in a browser) and the core modules compiled from the
 // file map. Then info() and generate() on the result, compared with the build-time transpile.
 //
-//   node test/transpile-in-js.mjs [component.wasm]   (default dist/llama_stack_config.wasm)
+//   node test/transpile-in-js.mjs [component.wasm]   (default build/llama_stack_config.wasm)
 //
 // Also bundles the bindgen for the browser with esbuild and prints its size.
 
@@ -17,7 +17,7 @@ import { $init, generate } from "@bytecodealliance/jco-transpile/component";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const playground = join(here, "..");
-const wasmPath = process.argv[2] ?? join(playground, "dist/llama_stack_config.wasm");
+const wasmPath = process.argv[2] ?? join(playground, "build/llama_stack_config.wasm");
 const { wasiImports } = await import(join(playground, "src/engine.js"));
 
 let t = performance.now();
@@ -50,7 +50,7 @@ console.log(`info: ${info.name} ${info.version} (${info.distributions.length} di
 const req = JSON.stringify({ name: "x", spec: { distribution: { name: "starter" } } });
 const a = engine.generate(req).contentHash;
 const { loadEngine } = await import(join(playground, "src/engine.js"));
-const built = await loadEngine((name) => readFile(join(playground, "dist/transpiled", name)));
+const built = await loadEngine((name) => readFile(join(playground, "build/transpiled", name)));
 const b = (await built.generate(req)).contentHash;
 console.log(`generate: in-JS transpile ${a === b ? "==" : "!="} build-time transpile (${a})`);
 

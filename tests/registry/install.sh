@@ -34,15 +34,9 @@ fi
 remove_policy() { if [[ -n "$own_policy" ]]; then rm -f "$policy"; fi; }
 trap remove_policy EXIT
 
-export DEBIAN_FRONTEND=noninteractive
-install() { apt-get install -y --no-install-recommends docker-registry; }
-log "running: apt-get install -y --no-install-recommends docker-registry"
-if ! install; then
-  # A stale or empty package list is the usual cause; refresh once and retry.
-  log "install failed; running: apt-get update, then retrying the install"
-  apt-get update || die "apt-get update failed"
-  install || die "apt-get install docker-registry failed"
-fi
+# shellcheck source=../apt.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../apt.sh"
+apt_install docker-registry
 
 [[ -x "$BIN" ]] || die "the docker-registry package installed but $BIN is missing"
 

@@ -36,6 +36,7 @@ const FILES: &[&str] = &[
     "docs/migration-v1alpha1-to-v1alpha2.md",
     "docs/plugins.md",
     "docs/operations.md",
+    "playground/README.md",
 ];
 
 /// This file, as `# run by:` names it.

@@ -1,0 +1,14 @@
+# Sourced by the install scripts of Debian packages the tests need (tests/registry/,
+# tests/browser/). Expects log() and die() from the caller.
+
+# apt_install PACKAGE: installs it without recommends; on failure refreshes the package lists
+# once (a stale or empty list is the usual cause) and retries.
+apt_install() {
+  export DEBIAN_FRONTEND=noninteractive
+  log "running: apt-get install -y --no-install-recommends $1"
+  if ! apt-get install -y --no-install-recommends "$1"; then
+    log "install failed; running: apt-get update, then retrying the install"
+    apt-get update || die "apt-get update failed"
+    apt-get install -y --no-install-recommends "$1" || die "apt-get install $1 failed"
+  fi
+}
