@@ -21,4 +21,4 @@ log "installing Debian's chromium for the playground's browser tests (first run 
 source "$(dirname "${BASH_SOURCE[0]}")/../apt.sh"
 apt_install chromium
 [[ -x "$BIN" ]] || die "the chromium package installed but $BIN is missing"
-log "installed: $("$BIN" --version 2>&1 | head -n 1)"
+log "installed: chromium $(dpkg-query -W -f '${Version}' chromium)"
