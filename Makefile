@@ -11,7 +11,7 @@ OPERATOR := $(CARGO_TARGET_DIR)/debug/llama-stack-operator
 LLVM_COV_VERSION := 0.6.21
 COVERAGE_MIN := 80
 
-.PHONY: demo demo-down test playground playground-tests toolchain build lint unit coverage golden crds python-tests cluster-tests bench bench-cluster configs-check clean-cache
+.PHONY: demo demo-down test playground playground-tests bench-playground toolchain build lint unit coverage golden crds python-tests cluster-tests bench bench-cluster configs-check clean-cache
 
 ## demo: a local control plane, the operator, a sample LlamaStackDistribution reconciled to
 ## Ready, and what was generated (tests/cluster/demo).
@@ -130,6 +130,14 @@ bench-cluster:
 	tests/bench/controller.sh
 	tests/bench/webhook-latency.sh
 	tests/bench/oci.sh
+
+## bench-playground: the playground in headless Chromium: cold load to first output (10 fresh
+## contexts), one edit to updated output (60 edits), vendor-plugin load time.
+bench-playground: build playground
+	tests/browser/install.sh
+	env -u RUSTFLAGS -u CARGO_ENCODED_RUSTFLAGS -u CARGO_BUILD_RUSTFLAGS -u RUSTC_WRAPPER \
+		cargo build --release --target wasm32-wasip2 -p acme-llama-stack-plugin --target-dir $(CARGO_TARGET_DIR)/test-plugins
+	LLSD_OPERATOR_BIN=$(OPERATOR) node playground/test/bench.mjs
 
 ## configs-check: regenerate configs/ from the pinned wheels and fail on drift (slow: installs wheels).
 configs-check:

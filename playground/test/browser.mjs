@@ -16,21 +16,13 @@
 // LLSD_ACME_PLUGIN (the acme vendor plugin component, built by `make playground-tests`),
 // CHROMIUM (default /usr/bin/chromium), LLSD_PLAYGROUND_RESULTS (default test-results/).
 
-import { execFileSync, spawn } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
-import { homedir, tmpdir } from "node:os";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { parse, parseAllDocuments } from "yaml";
-import { chromium } from "playwright-core";
+import { acme, bin, chromiumPath, launch, playground, root, serve, settled } from "./harness.mjs";
 
-const here = dirname(fileURLToPath(import.meta.url));
-const playground = join(here, "..");
-const root = join(playground, "..");
-const targetDir = process.env.CARGO_TARGET_DIR ?? join(homedir(), ".cache/llama-stack-operator/target");
-const bin = process.env.LLSD_OPERATOR_BIN ?? join(targetDir, "debug/llama-stack-operator");
-const acme = process.env.LLSD_ACME_PLUGIN ?? join(targetDir, "test-plugins/wasm32-wasip2/release/acme_llama_stack_plugin.wasm");
-const chromiumPath = process.env.CHROMIUM ?? "/usr/bin/chromium";
 const results = process.env.LLSD_PLAYGROUND_RESULTS ?? join(playground, "test-results");
 const tmp = mkdtempSync(join(tmpdir(), "llsd-playground-"));
 
@@ -89,34 +81,6 @@ function cliGenerate(text, extra = []) {
 }
 
 // ---- the page -------------------------------------------------------------------------------
-
-async function serve() {
-  // For debugging the test against a server already running (make test never sets it).
-  if (process.env.LLSD_PLAYGROUND_URL) return { child: { kill() {} }, url: process.env.LLSD_PLAYGROUND_URL };
-  const child = spawn(bin, ["playground", "--dir", join(playground, "dist"), "--port", "0"], {
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  const url = await new Promise((resolve, reject) => {
-    let out = "";
-    child.stdout.on("data", (d) => {
-      out += d;
-      const m = out.match(/at (http:\/\/\S+)/);
-      if (m) resolve(m[1]);
-    });
-    child.on("exit", (code) => reject(new Error(`llama-stack-operator playground exited ${code}: ${out}`)));
-    setTimeout(() => reject(new Error(`llama-stack-operator playground printed no URL in 10 s: ${out}`)), 10_000);
-  });
-  return { child, url };
-}
-
-/** Waits until the page has run on exactly what the editor holds now. */
-async function settled(page) {
-  await page.waitForFunction(
-    () => window.playground && !window.playground.busy && window.playground.lastText === document.getElementById("editor").value,
-    null,
-    { timeout: 20_000 },
-  );
-}
 
 async function pageState(page) {
   return page.evaluate(() => ({
@@ -179,12 +143,7 @@ spec:
       - name: meta-llama/Llama-3.1-8B-Instruct
 `;
 
-const browser = await chromium.launch({
-  executablePath: chromiumPath,
-  // As the environment notes say: without the background-networking flags Chromium keeps
-  // trying to reach Google's hosts, which this machine's network refuses.
-  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-});
+const browser = await launch();
 const server = await serve();
 console.log(`page: ${server.url} (llama-stack-operator playground), browser: Chromium ${browser.version()}`);
 const pageErrors = [];
