@@ -27,6 +27,20 @@ pub enum Error {
 }
 
 impl Error {
+    /// The API server's message when it refused the object itself: admission (webhooks,
+    /// ValidatingAdmissionPolicy), validation, quota or the operator's own RBAC (400, 403,
+    /// 422). The same write fails the same way until someone changes the cluster or the CR, so
+    /// it belongs in the status, not only in the log.
+    pub fn refusal(&self) -> Option<&str> {
+        match self {
+            Error::Api {
+                source: kube::Error::Api(status),
+                ..
+            } if matches!(status.code, 400 | 403 | 422) => Some(&status.message),
+            _ => None,
+        }
+    }
+
     /// Short label for metrics (bounded set).
     pub fn kind(&self) -> &'static str {
         match self {
@@ -43,4 +57,33 @@ impl Error {
 pub fn api(verb: &'static str, what: impl Into<String>) -> impl FnOnce(kube::Error) -> Error {
     let what = what.into();
     move |source| Error::Api { verb, what, source }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_code(code: u16) -> Error {
+        let status = kube::core::Status {
+            code,
+            message: format!("code {code}"),
+            ..Default::default()
+        };
+        api("apply", "Deployment ns/x")(kube::Error::Api(Box::new(status)))
+    }
+
+    #[test]
+    fn refusals_are_what_retrying_cannot_fix() {
+        for code in [400, 403, 422] {
+            assert_eq!(
+                with_code(code).refusal(),
+                Some(format!("code {code}").as_str())
+            );
+        }
+        // Conflicts, throttling and server trouble go away by themselves: retried, not reported.
+        for code in [404, 409, 429, 500, 503] {
+            assert_eq!(with_code(code).refusal(), None, "{code}");
+        }
+        assert_eq!(Error::Metadata("x", "uid").refusal(), None);
+    }
 }

@@ -415,14 +415,35 @@ impl<'a> Reconcile<'a> {
         let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns);
         let previous_config = live.and_then(mounted_config);
         // The Deployment read at the start of this pass is the live one: no second GET.
-        let (outcome, dep) = apply::ensure_against(
+        let (outcome, dep) = match apply::ensure_against(
             self.ctx,
             &deployments,
             children::deployment::deployment(&inputs)?,
             false,
             live.cloned(),
         )
-        .await?;
+        .await
+        {
+            Ok(written) => written,
+            // The config is generated and its ConfigMap written; the running pods stay as
+            // they are (FR-097) and the status says who refused what.
+            Err(e) => match e.refusal() {
+                Some(message) => {
+                    return Ok(Err(deployment_refused(
+                        &names::deployment(name),
+                        message,
+                        vec![
+                            status::config_generated(
+                                generated.provider_count,
+                                generated.resource_count,
+                            ),
+                            status::secrets_resolved(check.count),
+                        ],
+                    )));
+                }
+                None => return Err(e),
+            },
+        };
         if outcome != Outcome::Unchanged {
             ctx.metrics.wrote("Deployment");
         }
@@ -814,7 +835,7 @@ impl<'a> Reconcile<'a> {
         );
         if f.retry {
             let wait = self.ctx.backoff(&key, true);
-            tracing::info!(reason = %event_cond.reason, retry_in_s = wait.as_secs(), "registry read failed: retrying");
+            tracing::info!(reason = %event_cond.reason, retry_in_s = wait.as_secs(), "retrying with backoff");
             return Ok(Pass {
                 action: Action::requeue(wait),
                 failed: true,
@@ -944,6 +965,25 @@ fn api_err_status(ns: &str, name: &str) -> impl FnOnce(kube::Error) -> Error {
         "write the status of",
         format!("LlamaStackDistribution {ns}/{name}"),
     )
+}
+
+/// The API server refused the Deployment (admission policy, quota, RBAC):
+/// `DeploymentUpdated=False`, retried with backoff since the cluster may change, not the CR.
+fn deployment_refused(name: &str, message: &str, holding: Vec<Cond>) -> Failure {
+    let message = format!("The API server refused Deployment {name}: {message}");
+    let mut conds = vec![Cond::new(
+        status::DEPLOYMENT_UPDATED,
+        false,
+        "DeploymentUpdateFailed",
+        message.clone(),
+    )];
+    conds.extend(holding);
+    Failure {
+        conds,
+        event: ("DeploymentUpdateFailed", message),
+        retry: true,
+        provider: None,
+    }
 }
 
 fn generation_failed(text: &str) -> Failure {

@@ -330,6 +330,167 @@ async fn an_invalid_update_keeps_the_running_deployment() -> Result<()> {
     ns.delete().await
 }
 
+/// FR-097: when the API server refuses the Deployment itself (here a ValidatingAdmissionPolicy
+/// freezing Deployment updates in the namespace, as another platform component might), the
+/// status says so: `DeploymentUpdated=False`, reason `DeploymentUpdateFailed` with the API
+/// server's message, phase Failed, one Warning Event, the running Deployment untouched. Once
+/// the policy goes, the backoff retry rolls the change out with no edit to the resource.
+#[tokio::test]
+async fn a_refused_deployment_update_is_reported_then_retried() -> Result<()> {
+    let (client, ns, op) = setup("ctl-refused").await?;
+    let api = llsd_api(&client, ns.name(), "v1alpha2");
+    api.create(
+        &PostParams::default(),
+        &object(
+            "v1alpha2",
+            "frozen",
+            json!({"distribution": {"name": "starter"}}),
+        ),
+    )
+    .await?;
+    wait_phase(&api, "frozen", "Ready")
+        .await
+        .with_context(|| op.log_text())?;
+    let deployments = ns.api::<Deployment>();
+    let before = deployments.get("frozen").await?;
+
+    let policy_name = format!("llsd-freeze-{}", ns.name());
+    let policies: Api<DynamicObject> = Api::all_with(
+        client.clone(),
+        &admission_resource("ValidatingAdmissionPolicy", "validatingadmissionpolicies"),
+    );
+    let bindings: Api<DynamicObject> = Api::all_with(
+        client.clone(),
+        &admission_resource(
+            "ValidatingAdmissionPolicyBinding",
+            "validatingadmissionpolicybindings",
+        ),
+    );
+    let policy: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicy",
+        "metadata": {"name": policy_name},
+        "spec": {
+            "failurePolicy": "Fail",
+            "matchConstraints": {"resourceRules": [{
+                "apiGroups": ["apps"], "apiVersions": ["v1"],
+                "operations": ["UPDATE"], "resources": ["deployments"]
+            }]},
+            "validations": [{"expression": "false", "message": "Deployment changes are frozen in this namespace"}]
+        }
+    }))?;
+    let binding: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicyBinding",
+        "metadata": {"name": policy_name},
+        "spec": {
+            "policyName": policy_name,
+            "validationActions": ["Deny"],
+            "matchResources": {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": ns.name()}}}
+        }
+    }))?;
+    policies.create(&PostParams::default(), &policy).await?;
+    bindings.create(&PostParams::default(), &binding).await?;
+    let result = async {
+        // The API server loads policies asynchronously: wait until a dry-run update is refused.
+        eventually(
+            "the policy to refuse Deployment updates",
+            Duration::from_secs(30),
+            || {
+                let deployments = deployments.clone();
+                async move {
+                    let dry = PatchParams {
+                        dry_run: true,
+                        ..Default::default()
+                    };
+                    let probe = json!({"metadata": {"labels": {"llsd-test-probe": "1"}}});
+                    Ok(deployments
+                        .patch("frozen", &dry, &Patch::Merge(&probe))
+                        .await
+                        .is_err()
+                        .then_some(()))
+                }
+            },
+        )
+        .await?;
+
+        patch_spec(&api, "frozen", json!({"workload": {"replicas": 2}})).await?;
+        let cr = wait_phase(&api, "frozen", "Failed")
+            .await
+            .with_context(|| op.log_text())?;
+        let c = condition(&cr, "DeploymentUpdated").context("DeploymentUpdated")?;
+        ensure!(
+            c["status"] == "False" && c["reason"] == "DeploymentUpdateFailed",
+            "{c}"
+        );
+        let message = c["message"].as_str().unwrap_or("");
+        ensure!(
+            message.contains("Deployment frozen") && message.contains("frozen in this namespace"),
+            "the message names the Deployment and carries the API server's reason: {message}"
+        );
+        ensure!(
+            condition(&cr, "ConfigGenerated").is_some_and(|g| g["status"] == "True"),
+            "the config itself was fine: {:?}",
+            cr.data["status"]
+        );
+        ensure!(
+            condition(&cr, "Available").is_some_and(|a| a["status"] == "True"),
+            "the old pods still serve"
+        );
+        let during = deployments.get("frozen").await?;
+        ensure!(
+            during.metadata.generation == before.metadata.generation
+                && replicas(&during) == replicas(&before),
+            "the running Deployment is untouched"
+        );
+        let events = wait_events(&client, ns.name(), "frozen", &["DeploymentUpdateFailed"]).await?;
+        ensure!(
+            events
+                .iter()
+                .filter(|(r, _)| r == "DeploymentUpdateFailed")
+                .count()
+                == 1,
+            "one Warning per transition, not one per retry: {events:?}"
+        );
+        Ok(())
+    }
+    .await;
+    let _ = bindings
+        .delete(&policy_name, &DeleteParams::default())
+        .await;
+    let _ = policies
+        .delete(&policy_name, &DeleteParams::default())
+        .await;
+    result?;
+
+    // No edit to the resource: the backoff retry (5 s, doubling) applies the change.
+    let cr = wait_phase(&api, "frozen", "Ready")
+        .await
+        .with_context(|| op.log_text())?;
+    ensure!(
+        condition(&cr, "DeploymentUpdated").is_some_and(|c| c["status"] == "True"),
+        "{:?}",
+        cr.data["status"]
+    );
+    let after = deployments.get("frozen").await?;
+    ensure!(
+        replicas(&after) == Some(2),
+        "the change rolled out: {:?}",
+        replicas(&after)
+    );
+    ns.delete().await
+}
+
+fn admission_resource(kind: &str, plural: &str) -> llsd_test_support::kube::discovery::ApiResource {
+    llsd_test_support::kube::discovery::ApiResource {
+        group: "admissionregistration.k8s.io".into(),
+        version: "v1".into(),
+        api_version: "admissionregistration.k8s.io/v1".into(),
+        kind: kind.into(),
+        plural: plural.into(),
+    }
+}
+
 /// US8, FR-098/100: changing the distribution updates the Deployment exactly once, image and
 /// config together; re-applying the same spec changes nothing.
 #[tokio::test]
