@@ -44,7 +44,7 @@ toolchain:
 		cargo install cargo-llvm-cov --locked --version $(LLVM_COV_VERSION); }
 
 build:
-	@echo "==> building the operator (first run compiles dependencies, ~1-2 min)"
+	@echo "==> building the operator (a cold first build, with the embedded plugin in release, takes ~15 min on 2 cores)"
 	cargo build -p llama-stack-operator
 
 lint:
