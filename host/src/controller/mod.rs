@@ -24,7 +24,7 @@ use futures::{Future, StreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{
-    ConfigMap, PersistentVolumeClaim, Secret, Service, ServiceAccount,
+    ConfigMap, PersistentVolumeClaim, Pod, Secret, Service, ServiceAccount,
 };
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
@@ -185,6 +185,22 @@ fn referencing(
         .collect()
 }
 
+/// The CR whose `status.externalProviders` a pod's init containers report (D16). Their
+/// progress changes the pod, not the Deployment, so without this the status would wait for the
+/// resync. Pods of CRs without external providers map to nothing: their churn costs no pass.
+fn installing_owner(
+    store: &Store<LlamaStackDistribution>,
+    pod: &PartialObjectMeta<Pod>,
+) -> Option<ObjectRef<LlamaStackDistribution>> {
+    let ns = pod.namespace()?;
+    let name = pod.labels().get(children::INSTANCE_LABEL)?;
+    let key = ObjectRef::new(name).within(&ns);
+    store
+        .get(&key)
+        .filter(|cr| cr.spec.external_providers.is_some())
+        .map(|_| key)
+}
+
 fn ca_namespace(cr: &LlamaStackDistribution) -> Option<&str> {
     cr.spec
         .networking
@@ -271,6 +287,15 @@ pub async fn run(
     )
     .default_backoff()
     .touched_objects();
+    let store3 = reader.clone();
+    // The server pods (the Deployment's selector label), metadata only: any change moves
+    // their resourceVersion, and install progress shows nowhere else.
+    let pods = watcher(
+        meta::<Pod>(&client, &watch_namespace),
+        watcher::Config::default().labels(children::POD_APP_SELECTOR),
+    )
+    .default_backoff()
+    .touched_objects();
     let operator_ns = ctx.operator_namespace.clone();
 
     controller
@@ -349,6 +374,7 @@ pub async fn run(
             }
             referencing(&store2, &ns, &name, RefKind::ConfigMap)
         })
+        .watches_stream(pods, move |p| installing_owner(&store3, &p))
         .graceful_shutdown_on(shutdown)
         .run(reconcile::reconcile, reconcile::error_policy, ctx)
         .for_each(|_| futures::future::ready(()))

@@ -8,8 +8,10 @@ use anyhow::{Context, Result, ensure};
 use llsd_test_support::eventually;
 use llsd_test_support::k8s_openapi::ByteString;
 use llsd_test_support::k8s_openapi::api::apps::v1::Deployment;
-use llsd_test_support::k8s_openapi::api::core::v1::{ConfigMap, Secret, ServiceAccount};
-use llsd_test_support::kube::api::{Patch, PatchParams, PostParams};
+use llsd_test_support::k8s_openapi::api::core::v1::{
+    ConfigMap, ContainerState, ContainerStateTerminated, Pod, Secret, ServiceAccount,
+};
+use llsd_test_support::kube::api::{ListParams, Patch, PatchParams, PostParams};
 use llsd_test_support::registry::fixtures::{labelled, provider_image};
 use llsd_test_support::registry::{Artifact, RegistryOptions, TestImage, TestRegistry};
 use serde_json::{Value, json};
@@ -190,6 +192,53 @@ async fn external_provider_is_merged_and_installed() -> Result<()> {
         &["ExternalProviderInstalled"],
     )
     .await?;
+
+    // The install's state lives in the pod, and a pod change moves no Deployment status: the
+    // operator watches the pods, so a failed install reaches the CR at once, not at the
+    // 5-minute resync. (kwok leaves a running pod's status alone, so the test writes it.)
+    let pods = ns.api::<Pod>();
+    let pod = pods
+        .list(&ListParams::default().labels("app.kubernetes.io/instance=ext"))
+        .await?
+        .items
+        .into_iter()
+        .next()
+        .context("the server pod")?;
+    let pod_name = pod.metadata.name.clone().context("pod name")?;
+    let mut inits = pod
+        .status
+        .and_then(|s| s.init_container_statuses)
+        .context("init container statuses")?;
+    let first = inits.first_mut().context("one init container status")?;
+    first.state = Some(ContainerState {
+        terminated: Some(ContainerStateTerminated {
+            exit_code: 1,
+            reason: Some("Error".into()),
+            message: Some("no matching distribution for acme_infer".into()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    pods.patch_status(
+        &pod_name,
+        &PatchParams::default(),
+        &Patch::Merge(json!({"status": {"initContainerStatuses": inits}})),
+    )
+    .await?;
+    let cr = wait_cr(&api, "ext", Duration::from_secs(30), |o| {
+        status(o)["externalProviders"][0]["phase"] == "Failed"
+    })
+    .await
+    .with_context(|| op.log_text())?;
+    let message = status(&cr)["externalProviders"][0]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    ensure!(
+        message.contains("exited with code 1"),
+        "the failed install's message: {message}"
+    );
+    wait_events(ns.client(), ns.name(), "ext", &["ExternalProviderFailed"]).await?;
     ns.delete().await
 }
 

@@ -87,11 +87,16 @@ pub fn common_labels(cr_name: &str, component: &str) -> BTreeMap<String, String>
     ])
 }
 
+/// The label every server pod carries, whatever its CR (the operator's pod watch selects it).
+pub const POD_APP_SELECTOR: &str = "app=llama-stack";
+/// The label naming a pod's CR.
+pub const INSTANCE_LABEL: &str = "app.kubernetes.io/instance";
+
 /// The pod selector (unchanged from v1alpha1, so existing Deployments keep their pods).
 pub fn selector_labels(cr_name: &str) -> BTreeMap<String, String> {
     BTreeMap::from([
         ("app".into(), "llama-stack".into()),
-        ("app.kubernetes.io/instance".into(), cr_name.into()),
+        (INSTANCE_LABEL.into(), cr_name.into()),
     ])
 }
 
@@ -208,6 +213,14 @@ mod tests {
     use super::testing::{UID, cr, inputs};
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn the_pod_watch_selects_what_every_server_pod_carries() {
+        let (key, value) = POD_APP_SELECTOR.split_once('=').unwrap_or_default();
+        let pod = selector_labels("x");
+        assert_eq!(pod.get(key).map(String::as_str), Some(value));
+        assert_eq!(pod.get(INSTANCE_LABEL).map(String::as_str), Some("x"));
+    }
 
     #[test]
     fn desired_hash_is_sha256_hex_of_json() {
