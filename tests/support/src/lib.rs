@@ -23,8 +23,11 @@ use serde::de::DeserializeOwned;
 pub use k8s_openapi;
 pub use kube;
 
+pub mod kubectl;
 pub mod ports;
 pub mod registry;
+
+pub use kubectl::kubectl;
 
 /// Label put on every namespace made by [`TestNamespace`], so leftovers can be
 /// found with `kubectl get ns -l llsd-test=true`.

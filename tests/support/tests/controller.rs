@@ -18,8 +18,8 @@ use std::time::Duration;
 
 mod common;
 use common::cr::{
-    READY, condition, generated_config, image, phase, starter_config, status, wait_cr, wait_events,
-    wait_phase,
+    READY, condition, generated_config, image, phase, pvc_request, starter_config, status, wait_cr,
+    wait_events, wait_phase,
 };
 use common::operator::{
     Operator, audit_offset, operator_writes, setup as setup_with, tls_handshake,
@@ -1351,15 +1351,11 @@ async fn workload_objects_follow_the_spec_storage() -> Result<()> {
     let pvc = wait_for(&pvcs, "disk-pvc", READY, |_| true)
         .await
         .with_context(|| op.log_text())?;
-    let requested = |p: &PersistentVolumeClaim| {
-        p.spec
-            .as_ref()
-            .and_then(|s| s.resources.as_ref())
-            .and_then(|r| r.requests.as_ref())
-            .and_then(|r| r.get("storage"))
-            .map(|q| q.0.clone())
-    };
-    ensure!(requested(&pvc).as_deref() == Some("1Gi"), "{:?}", pvc.spec);
+    ensure!(
+        pvc_request(&pvc).as_deref() == Some("1Gi"),
+        "{:?}",
+        pvc.spec
+    );
     ensure!(
         pvc.spec.as_ref().and_then(|s| s.access_modes.clone())
             == Some(vec!["ReadWriteOnce".to_string()])
@@ -1394,7 +1390,7 @@ async fn workload_objects_follow_the_spec_storage() -> Result<()> {
     })
     .await
     .with_context(|| op.log_text())?;
-    ensure!(requested(&pvcs.get("disk-pvc").await?).as_deref() == Some("1Gi"));
+    ensure!(pvc_request(&pvcs.get("disk-pvc").await?).as_deref() == Some("1Gi"));
     ns.delete().await
 }
 

@@ -10,7 +10,7 @@ use anyhow::{Context, Result, anyhow, bail, ensure};
 use llama_stack_operator::api::crd;
 use llsd_test_support::kube::Client;
 use llsd_test_support::kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
-use llsd_test_support::{TestNamespace, client};
+use llsd_test_support::{TestNamespace, client, kubectl};
 use serde_json::{Value, json};
 use tokio::sync::OnceCell;
 
@@ -446,23 +446,6 @@ async fn every_v1alpha1_shape_applies() -> Result<()> {
     Ok(())
 }
 
-/// Runs the kubectl that `tests/cluster/build.sh` built (run-tests.sh sets `LLSD_KUBECTL`).
-fn kubectl(args: &[&str]) -> Result<String> {
-    let bin = std::env::var_os("LLSD_KUBECTL").ok_or_else(|| {
-        anyhow!("LLSD_KUBECTL is unset: run the cluster tests with tests/cluster/run-tests.sh")
-    })?;
-    let out = std::process::Command::new(&bin)
-        .args(args)
-        .output()
-        .with_context(|| format!("running {bin:?}"))?;
-    ensure!(
-        out.status.success(),
-        "kubectl {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
 /// The first line of a kubectl table, split into column names.
 fn header(table: &str) -> Vec<String> {
     table
@@ -550,12 +533,12 @@ async fn printer_columns_and_field_descriptions_are_served() -> Result<()> {
         "wide cells: {row}"
     );
 
-    let get = kubectl(&["get", "llsd", "-n", ns.name()])?;
+    let get = kubectl(&["get", "llsd", "-n", ns.name()], None)?;
     ensure!(
         header(&get) == ["NAME", "PHASE", "PROVIDERS", "AVAILABLE", "AGE"],
         "kubectl get llsd:\n{get}"
     );
-    let wide = kubectl(&["get", "llsd", "-n", ns.name(), "-o", "wide"])?;
+    let wide = kubectl(&["get", "llsd", "-n", ns.name(), "-o", "wide"], None)?;
     ensure!(
         header(&wide)
             == [
@@ -573,7 +556,7 @@ async fn printer_columns_and_field_descriptions_are_served() -> Result<()> {
         wide.contains("demo-config-0123abcd") && wide.contains("distribution-starter:0.7.3"),
         "kubectl get llsd -o wide:\n{wide}"
     );
-    let explain = kubectl(&["explain", "llsd.spec.providers"])?;
+    let explain = kubectl(&["explain", "llsd.spec.providers"], None)?;
     for text in [
         "VERSION:    v1alpha2",
         "replaces the distribution's providers",
@@ -586,7 +569,7 @@ async fn printer_columns_and_field_descriptions_are_served() -> Result<()> {
             "kubectl explain llsd.spec.providers lacks {text:?}:\n{explain}"
         );
     }
-    let explain = kubectl(&["explain", "llsd.spec.providers.inference"])?;
+    let explain = kubectl(&["explain", "llsd.spec.providers.inference"], None)?;
     ensure!(
         explain.contains("Provider ID in config.yaml"),
         "kubectl explain llsd.spec.providers.inference:\n{explain}"

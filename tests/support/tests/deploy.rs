@@ -11,15 +11,14 @@
 //! install need to exist for their dry run.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+
 use std::time::Duration;
 
-use anyhow::{Context, Result, anyhow, bail, ensure};
+use anyhow::{Context, Result, bail, ensure};
 use llsd_test_support::k8s_openapi::api::core::v1::{Namespace, Pod, ServiceAccount};
 use llsd_test_support::kube::api::{Api, Patch, PatchParams, PostParams};
-use llsd_test_support::{TestNamespace, client, eventually, unique_name};
+use llsd_test_support::{TestNamespace, client, eventually, kubectl, unique_name};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -42,42 +41,6 @@ fn deploy_path(entry: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../../deploy")
         .join(entry)
-}
-
-/// Runs the kubectl that `tests/cluster/build.sh` built (run-tests.sh sets `LLSD_KUBECTL`),
-/// feeding it `stdin`; fails unless it exits 0. Returns stdout.
-fn kubectl(args: &[&str], stdin: Option<&str>) -> Result<String> {
-    let bin = std::env::var_os("LLSD_KUBECTL").ok_or_else(|| {
-        anyhow!("LLSD_KUBECTL is unset: run the cluster tests with tests/cluster/run-tests.sh")
-    })?;
-    let mut child = Command::new(&bin)
-        .args(args)
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .with_context(|| format!("running {bin:?}"))?;
-    if let Some(input) = stdin {
-        // Written from a thread: kubectl may start answering before it has read everything.
-        let mut pipe = child.stdin.take().expect("piped stdin");
-        let input = input.to_string();
-        std::thread::spawn(move || {
-            let _ = pipe.write_all(input.as_bytes());
-        });
-    }
-    let out = child.wait_with_output()?;
-    ensure!(
-        out.status.success(),
-        "kubectl {args:?} failed ({}): {}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr),
-        String::from_utf8_lossy(&out.stdout)
-    );
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// The objects `kubectl kustomize deploy/<entry>` prints.

@@ -24,7 +24,7 @@ use llsd_test_support::{DeleteOnDrop, TestNamespace, client, eventually, wait_fo
 use serde_json::json;
 
 mod common;
-use common::cr::wait_converting;
+use common::cr::{pvc_request, wait_converting};
 use common::operator::{Operator, tls_handshake};
 use common::{llsd_api, object};
 
@@ -205,13 +205,7 @@ async fn us7_upstream_sample(
     );
     let pvc = ns.api::<PersistentVolumeClaim>().get("e2e-pvc").await?;
     ensure!(owned(&pvc.metadata), "PVC e2e-pvc is the CR's");
-    let size = pvc
-        .spec
-        .as_ref()
-        .and_then(|s| s.resources.as_ref())
-        .and_then(|r| r.requests.as_ref())
-        .and_then(|r| r.get("storage"))
-        .map(|q| q.0.clone());
+    let size = pvc_request(&pvc);
     ensure!(size.as_deref() == Some("20Gi"), "PVC size {size:?}");
     let pdb = ns.api::<PodDisruptionBudget>().get("e2e-pdb").await?;
     ensure!(owned(&pdb.metadata), "PDB e2e-pdb is the CR's");

@@ -19,7 +19,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, anyhow, bail, ensure};
+use anyhow::{Context, Result, bail, ensure};
 use llsd_test_support::k8s_openapi::api::apps::v1::Deployment;
 use llsd_test_support::k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use llsd_test_support::k8s_openapi::api::core::v1::{
@@ -31,12 +31,12 @@ use llsd_test_support::k8s_openapi::apiextensions_apiserver::pkg::apis::apiexten
 use llsd_test_support::kube::Client;
 use llsd_test_support::kube::api::{Api, Patch, PatchParams, PostParams};
 use llsd_test_support::kube::core::DynamicObject;
-use llsd_test_support::{DeleteOnDrop, TestNamespace, client, eventually};
+use llsd_test_support::{DeleteOnDrop, TestNamespace, client, eventually, kubectl};
 use serde_json::{Value, json};
 
 mod common;
 use common::cr::{
-    condition, image, phase, status, wait_converting, wait_cr, wait_events, wait_phase,
+    condition, image, phase, pvc_request, status, wait_converting, wait_cr, wait_events, wait_phase,
 };
 use common::llsd_api;
 
@@ -169,8 +169,11 @@ async fn exercise(client: &Client, ns: &TestNamespace) -> Result<()> {
     }
 
     for file in &files {
-        let out = kubectl(&["apply", "-n", ns.name(), "-f", &file.path.to_string_lossy()])
-            .with_context(|| format!("kubectl apply -f {}", file.name()))?;
+        let out = kubectl(
+            &["apply", "-n", ns.name(), "-f", &file.path.to_string_lossy()],
+            None,
+        )
+        .with_context(|| format!("kubectl apply -f {}", file.name()))?;
         eprintln!("{}:\n{}", file.name(), out.trim_end());
         ensure!(
             out.lines().count() == file.docs.len(),
@@ -252,25 +255,6 @@ async fn bound_volume(
         .await
         .with_context(|| format!("creating PersistentVolume {pv_name}"))?;
     Ok(guard)
-}
-
-/// Runs the kubectl the cluster scripts built (`LLSD_KUBECTL`) with the test's `KUBECONFIG`.
-fn kubectl(args: &[&str]) -> Result<String> {
-    let bin = std::env::var_os("LLSD_KUBECTL").ok_or_else(|| {
-        anyhow!("LLSD_KUBECTL is unset: run the cluster tests with tests/cluster/run-tests.sh")
-    })?;
-    let out = std::process::Command::new(&bin)
-        .args(args)
-        .output()
-        .with_context(|| format!("running {}", PathBuf::from(&bin).display()))?;
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    ensure!(
-        out.status.success(),
-        "kubectl {args:?} failed ({}): {stdout}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok(stdout)
 }
 
 /// What the sample must reach: Ready, or, when it makes the operator read images from a
@@ -671,13 +655,7 @@ async fn check_ready(ns: &TestNamespace, cr: &DynamicObject) -> Result<()> {
             .get(&format!("{name}-pvc"))
             .await?;
         ensure!(owned(&pvc.metadata), "PVC {name}-pvc is not the CR's");
-        let requested = pvc
-            .spec
-            .as_ref()
-            .and_then(|s| s.resources.as_ref())
-            .and_then(|r| r.requests.as_ref())
-            .and_then(|r| r.get("storage"))
-            .map(|q| q.0.clone());
+        let requested = pvc_request(&pvc);
         ensure!(
             requested.as_deref() == Some(size.as_str()),
             "PVC size {requested:?}, expected {size}"

@@ -218,3 +218,15 @@ pub async fn wait_converting(v1: &Api<DynamicObject>) -> Result<()> {
     }
     bail!("v1alpha1 objects never converted through the operator; last: {last}")
 }
+
+/// The storage a PVC requests (`spec.resources.requests.storage`), as written.
+pub fn pvc_request(
+    pvc: &llsd_test_support::k8s_openapi::api::core::v1::PersistentVolumeClaim,
+) -> Option<String> {
+    pvc.spec
+        .as_ref()
+        .and_then(|s| s.resources.as_ref())
+        .and_then(|r| r.requests.as_ref())
+        .and_then(|r| r.get("storage"))
+        .map(|q| q.0.clone())
+}
