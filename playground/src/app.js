@@ -105,8 +105,9 @@ async function update() {
   try {
     const text = ui.editor.value;
     const t0 = performance.now();
-    const result = await run(text, builtin, vendors);
-    const conv = await convertOther(text, builtin);
+    const input = parseInput(text);
+    const result = await run(input, builtin, vendors);
+    const conv = await convertOther(input, builtin);
     metrics.lastRunMs = performance.now() - t0;
     render(result, metrics.lastRunMs);
     renderConvert(conv);

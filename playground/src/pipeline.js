@@ -61,17 +61,20 @@ export function parseInput(text) {
   return { doc, lineCounter, object: value, configMaps, docs };
 }
 
+/** A field error with the line its path is written on (only an exact match when `exactOnly`). */
+function located(input, e, exactOnly = false) {
+  const where = locate(input.doc, input.lineCounter, e.path);
+  return where && (!exactOnly || where.exact) ? { ...e, line: where.line, exact: where.exact } : { ...e };
+}
+
 /**
- * Runs the steps above. `builtin`: an Engine (engine.js); `vendors`: [{ info, engine, label }].
- * Returns { input, object, request, plugin, generated?, problems[], notes[] }.
+ * Runs the steps above on `input` (parseInput's result). `builtin`: an Engine (engine.js);
+ * `vendors`: [{ info, engine, label }]. Returns { object, request, plugin, generated?,
+ * problems[], notes[] }.
  */
-export async function run(text, builtin, vendors = []) {
-  const input = parseInput(text);
+export async function run(input, builtin, vendors = []) {
   if (input.problems) return { problems: input.problems, notes: [] };
-  const at = (e, exactOnly = false) => {
-    const where = locate(input.doc, input.lineCounter, e.path);
-    return where && (!exactOnly || where.exact) ? { ...e, line: where.line, exact: where.exact } : { ...e };
-  };
+  const at = (e, exactOnly) => located(input, e, exactOnly);
   const notes = [];
   let object = input.object;
   const apiVersion = object.apiVersion;
@@ -113,22 +116,14 @@ export async function run(text, builtin, vendors = []) {
 }
 
 /** The object in the other API version (v1alpha1 <-> v1alpha2), by the built-in engine. */
-export async function convertOther(text, builtin) {
-  const input = parseInput(text);
+export async function convertOther(input, builtin) {
   if (input.problems) return { problems: input.problems };
   const from = input.object.apiVersion === V1 ? "v1alpha1" : "v1alpha2";
   const to = from === "v1alpha1" ? "v1alpha2" : "v1alpha1";
   const object = { apiVersion: `llamastack.io/${from}`, kind: KIND, ...input.object };
   const conv = await settle(builtin.convert(object, to));
   if (conv.error) {
-    return {
-      from,
-      to,
-      problems: convertProblems(conv.error).map((e) => {
-        const where = locate(input.doc, input.lineCounter, e.path);
-        return where ? { ...e, line: where.line, exact: where.exact } : e;
-      }),
-    };
+    return { from, to, problems: convertProblems(conv.error).map((e) => located(input, e)) };
   }
   return { from, to, object: JSON.parse(conv.value), problems: [] };
 }
