@@ -196,7 +196,17 @@ try {
   await settled(page);
   check((await page.inputValue("#editor")) === TYPED, "the typed text is in the editor as typed");
   const typed = await compareWithCli(page, "typed CR", TYPED);
-  check(typed.warnings.length >= 0 && typed.status.includes("providers"), `status line: ${typed.status}`);
+  // Counts and warnings, against the CLI's JSON output for the same text.
+  const json = JSON.parse(cli(["generate", "-o", "json"], TYPED).stdout);
+  check(
+    typed.status.startsWith(`${json.providerCount} providers, ${json.resourceCount} resources, config version ${json.configVersion},`),
+    `the status line gives generate's counts (${typed.status})`,
+  );
+  check(
+    JSON.stringify(typed.warnings) === JSON.stringify(json.warnings),
+    `the warnings are generate's (${json.warnings.length})`,
+    `  page: ${JSON.stringify(typed.warnings)}\n  cli:  ${JSON.stringify(json.warnings)}`,
+  );
 
   // 3. Invalid CRs: the error at its path and at its line.
   const nope = TYPED.replace("name: starter", "name: nope");
