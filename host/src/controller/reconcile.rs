@@ -638,12 +638,7 @@ impl<'a> Reconcile<'a> {
         if direct.is_none() && externals.is_empty() {
             return Ok(Ok(out));
         }
-        let sa = spec
-            .workload
-            .as_ref()
-            .and_then(|w| w.overrides.as_ref())
-            .and_then(|o| o.service_account_name.clone())
-            .unwrap_or_else(|| names::service_account(name));
+        let sa = names::pod_service_account(spec, name);
         let creds = inputs::pull_credentials(&self.ctx.client, ns, &sa).await?;
         let registry = &self.ctx.registry;
         if let Some(image) = direct {

@@ -72,11 +72,7 @@ pub fn deployment(inputs: &Inputs) -> Result<Deployment, BuildError> {
         containers: vec![container(inputs, tls_secret.is_some())],
         volumes: Some(volumes(inputs, name, tls_secret)),
         security_context: Some(pod_security_context()),
-        service_account_name: Some(
-            overrides
-                .and_then(|o| o.service_account_name.clone())
-                .unwrap_or_else(|| names::service_account(name)),
-        ),
+        service_account_name: Some(names::pod_service_account(&cr.spec, name)),
         termination_grace_period_seconds: overrides
             .and_then(|o| o.termination_grace_period_seconds),
         topology_spread_constraints,

@@ -12,6 +12,19 @@ pub fn pvc(cr: &str) -> String {
 pub fn service_account(cr: &str) -> String {
     format!("{cr}-sa")
 }
+/// The ServiceAccount the server pods run as: `workload.overrides.serviceAccountName`, else
+/// the one the operator creates. Its pull Secrets are also the operator's registry credentials
+/// (FR-027h), so the Deployment and the registry reads must agree on it.
+pub fn pod_service_account(
+    spec: &crate::api::v1alpha2::LlamaStackDistributionSpec,
+    cr: &str,
+) -> String {
+    spec.workload
+        .as_ref()
+        .and_then(|w| w.overrides.as_ref())
+        .and_then(|o| o.service_account_name.clone())
+        .unwrap_or_else(|| service_account(cr))
+}
 pub fn pdb(cr: &str) -> String {
     format!("{cr}-pdb")
 }
