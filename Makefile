@@ -11,7 +11,7 @@ OPERATOR := $(CARGO_TARGET_DIR)/debug/llama-stack-operator
 LLVM_COV_VERSION := 0.6.21
 COVERAGE_MIN := 80
 
-.PHONY: demo demo-down test playground playground-tests bench-playground toolchain build lint unit coverage golden crds python-tests cluster-tests bench bench-cluster configs-check clean-cache
+.PHONY: demo demo-down test playground playground-tests bench-playground acme-plugin toolchain build lint unit coverage golden crds python-tests cluster-tests bench bench-cluster configs-check clean-cache
 
 ## demo: a local control plane, the operator, a sample LlamaStackDistribution reconciled to
 ## Ready, and what was generated (tests/cluster/demo).
@@ -107,12 +107,11 @@ playground:
 playground-tests: build playground
 	@echo "==> playground tests: unit, engine against the CLI, headless Chromium (installs Debian's chromium on first use)"
 	tests/browser/install.sh
-	env -u RUSTFLAGS -u CARGO_ENCODED_RUSTFLAGS -u CARGO_BUILD_RUSTFLAGS -u RUSTC_WRAPPER \
-		cargo build --release --target wasm32-wasip2 -p acme-llama-stack-plugin --target-dir $(CARGO_TARGET_DIR)/test-plugins
+	@$(MAKE) --no-print-directory acme-plugin
 	node --test playground/test/unit.mjs
 	LLSD_OPERATOR_BIN=$(OPERATOR) node playground/test/node-smoke.mjs
 	node playground/test/transpile-in-js.mjs
-	LLSD_OPERATOR_BIN=$(OPERATOR) LLSD_ACME_PLUGIN=$(CARGO_TARGET_DIR)/test-plugins/wasm32-wasip2/release/acme_llama_stack_plugin.wasm \
+	LLSD_OPERATOR_BIN=$(OPERATOR) LLSD_ACME_PLUGIN=$(ACME_PLUGIN) \
 		node playground/test/browser.mjs
 
 cluster-tests:
@@ -131,13 +130,19 @@ bench-cluster:
 	tests/bench/webhook-latency.sh
 	tests/bench/oci.sh
 
+## acme-plugin: the example vendor plugin, built as host/tests/plugin_support builds it (same
+## target dir and flags, so the two share one artefact), for the playground's tests.
+ACME_PLUGIN := $(CARGO_TARGET_DIR)/test-plugins/wasm32-wasip2/release/acme_llama_stack_plugin.wasm
+acme-plugin:
+	env -u RUSTFLAGS -u CARGO_ENCODED_RUSTFLAGS -u CARGO_BUILD_RUSTFLAGS -u RUSTC_WRAPPER \
+		cargo build --release --target wasm32-wasip2 -p acme-llama-stack-plugin --target-dir $(CARGO_TARGET_DIR)/test-plugins
+
 ## bench-playground: the playground in headless Chromium: cold load to first output (10 fresh
 ## contexts), one edit to updated output (60 edits), vendor-plugin load time.
 bench-playground: build playground
 	tests/browser/install.sh
-	env -u RUSTFLAGS -u CARGO_ENCODED_RUSTFLAGS -u CARGO_BUILD_RUSTFLAGS -u RUSTC_WRAPPER \
-		cargo build --release --target wasm32-wasip2 -p acme-llama-stack-plugin --target-dir $(CARGO_TARGET_DIR)/test-plugins
-	LLSD_OPERATOR_BIN=$(OPERATOR) node playground/test/bench.mjs
+	@$(MAKE) --no-print-directory acme-plugin
+	LLSD_OPERATOR_BIN=$(OPERATOR) LLSD_ACME_PLUGIN=$(ACME_PLUGIN) node playground/test/bench.mjs
 
 ## configs-check: regenerate configs/ from the pinned wheels and fail on drift (slow: installs wheels).
 configs-check:
