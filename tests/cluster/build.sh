@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Builds (once per machine) the binaries of the test control plane from the Go
 # module proxy, using the wrapper modules beside this script:
-#   kube/  -> kube-apiserver, kube-controller-manager, kube-scheduler (k8s.io/kubernetes v1.36.5)
+#   kube/  -> kube-apiserver, kube-controller-manager, kube-scheduler, kubectl,
+#             and for tests/node: kubelet, kube-proxy (k8s.io/kubernetes v1.36.5)
 #   etcd/  -> etcd (go.etcd.io/etcd/server/v3 v3.6.16)
 #   kwok/  -> kwok (sigs.k8s.io/kwok v0.8.0)
+#   ../node/coredns/ -> coredns (github.com/coredns/coredns, a few plugins only; tests/node)
 # Binaries land in ${LLSD_CACHE_DIR:-$HOME/.cache/llama-stack-operator}/k8s-bin/<component>-<version>/<component>.
 #
 # Usage: build.sh [component...]      (default: all). Prints nothing on stdout;
@@ -17,16 +19,18 @@ LLSD_BIN_DIR="$LLSD_CACHE_DIR/k8s-bin"
 # The versions come from the wrapper modules' go.mod (the single source of
 # truth): to bump, edit the require (and, for kube/, every staging replace),
 # run `go mod tidy` there, and the cache key changes with it.
-_llsd_modver() { awk -v m="$2" '$1 == m { print $2; exit }' "$LLSD_CLUSTER_SRC/$1/go.mod"; }
+_llsd_modver() { awk -v m="$2" '($1 == "require" ? $2 : $1) == m { print ($1 == "require" ? $3 : $2); exit }' "$LLSD_CLUSTER_SRC/$1/go.mod"; }
 KUBE_VERSION="$(_llsd_modver kube k8s.io/kubernetes)"
 ETCD_VERSION="$(_llsd_modver etcd go.etcd.io/etcd/server/v3)"
 KWOK_VERSION="$(_llsd_modver kwok sigs.k8s.io/kwok)"
+COREDNS_VERSION="$(_llsd_modver ../node/coredns github.com/coredns/coredns)"
 
 llsd_component_version() {
   case "$1" in
-    kube-apiserver|kube-controller-manager|kube-scheduler|kubectl) echo "$KUBE_VERSION" ;;
+    kube-apiserver|kube-controller-manager|kube-scheduler|kubectl|kubelet|kube-proxy) echo "$KUBE_VERSION" ;;
     etcd) echo "$ETCD_VERSION" ;;
     kwok) echo "$KWOK_VERSION" ;;
+    coredns) echo "$COREDNS_VERSION" ;;
     *) echo "unknown component: $1" >&2; return 1 ;;
   esac
 }
@@ -48,10 +52,10 @@ _llsd_build_one() {
     return 0
   fi
   case "$c" in
-    kube-*|kubectl)
+    kube-*|kubectl|kubelet)
       moddir="$LLSD_CLUSTER_SRC/kube"; pkg="k8s.io/kubernetes/cmd/$c"
       # Measured on 2 cores, in this order (they share most packages via GOCACHE).
-      case "$c" in kube-apiserver) est="~7" ;; kube-controller-manager|kubectl) est="~2" ;; *) est="~1" ;; esac
+      case "$c" in kube-apiserver) est="~7" ;; kubelet) est="~2-6" ;; kube-controller-manager|kubectl) est="~2" ;; *) est="~1" ;; esac
       local major="${KUBE_VERSION#v}" minor p date
       minor="${major#*.}"; minor="${minor%%.*}"; major="${major%%.*}"
       # buildDate: the release's date on the module proxy (reproducible).
@@ -62,6 +66,8 @@ _llsd_build_one() {
       done ;;
     etcd) moddir="$LLSD_CLUSTER_SRC/etcd"; pkg="go.etcd.io/etcd/server/v3"; est="~1.5" ;;
     kwok) moddir="$LLSD_CLUSTER_SRC/kwok"; pkg="sigs.k8s.io/kwok/cmd/kwok"; est="~2.5" ;;
+    # Our own main package (the plugins the node needs), not the stock binary.
+    coredns) moddir="$LLSD_CLUSTER_SRC/../node/coredns"; pkg="."; est="~2" ;;
   esac
   echo "building $c $v (first run only, $est min)…" >&2
   mkdir -p "$dir"
@@ -108,6 +114,10 @@ llsd_build() {
 }
 
 LLSD_ALL_COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok kubectl)
+# What a real node adds (tests/node/up builds these after the control plane); the kwok suites
+# never need them, so `build.sh` alone does not build them: `build.sh "${LLSD_NODE_COMPONENTS[@]}"`.
+# shellcheck disable=SC2034  # used by tests/node/up
+LLSD_NODE_COMPONENTS=(kubelet kube-proxy coredns)
 
 if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
   if [[ $# -eq 0 ]]; then set -- "${LLSD_ALL_COMPONENTS[@]}"; fi

@@ -1,6 +1,7 @@
 # shellcheck shell=bash disable=SC2034  # variables are used by the scripts that source this
 # Shared by up, down and run-tests.sh (sourced, not executed).
-# Layout of the state dir (${LLSD_CACHE_DIR:-$HOME/.cache/llama-stack-operator}/cluster):
+# Layout of the state dir (${LLSD_CACHE_DIR:-$HOME/.cache/llama-stack-operator}/cluster, or
+# $LLSD_STATE_DIR: a second, independent instance, e.g. tests/node's, on other LLSD_*_PORTs):
 #   pki/            CA, serving/client certificates, service-account keys
 #   etcd/           etcd data (wiped whenever etcd is started afresh)
 #   logs/<c>.log    one log per component
@@ -15,7 +16,7 @@ LLSD_CLUSTER_SRC="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=build.sh
 source "$LLSD_CLUSTER_SRC/build.sh"
 
-LLSD_STATE_DIR="$LLSD_CACHE_DIR/cluster"
+LLSD_STATE_DIR="${LLSD_STATE_DIR:-$LLSD_CACHE_DIR/cluster}"
 LLSD_KUBECONFIG="$LLSD_STATE_DIR/admin.kubeconfig"
 
 # Fixed loopback ports, chosen away from the defaults so a real cluster's
@@ -28,10 +29,15 @@ LLSD_SCHEDULER_PORT="${LLSD_SCHEDULER_PORT:-26259}"
 LLSD_SERVICE_CIDR="10.96.0.0/16"
 LLSD_SERVICE_IP="10.96.0.1"
 LLSD_POD_CIDR="10.244.0.0/16"
-LLSD_FAKE_NODES=(kwok-node-0 kwok-node-1)
+# kwok's fake Nodes: the env var LLSD_FAKE_NODES (space-separated names) overrides them; set
+# but empty means no kwok at all (tests/node runs a real kubelet instead). The array has its
+# own name: an array cannot be exported, so reusing the env var's name would hide it from
+# the scripts this one starts.
+read -ra LLSD_FAKE_NODE_NAMES <<<"${LLSD_FAKE_NODES-kwok-node-0 kwok-node-1}"
 
 # Components in start order (down stops them in reverse).
-LLSD_COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok)
+LLSD_COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler)
+if ((${#LLSD_FAKE_NODE_NAMES[@]})); then LLSD_COMPONENTS+=(kwok); fi
 
 llsd_log() { echo "[cluster $(date -u +%H:%M:%S)] $*" >&2; }
 
@@ -70,7 +76,7 @@ llsd_stop() {
     sleep 0.1
   done
   for pid in "${pids[@]}"; do
-    if kill -0 "$pid" 2>/dev/null; then
+    if _llsd_running "$pid"; then
       llsd_log "pid $pid ignored TERM for 10 s: KILL"
       kill -KILL "$pid" 2>/dev/null || true
     fi
@@ -84,8 +90,17 @@ llsd_stop() {
 
 _llsd_any_alive() {
   local pid
-  for pid in "$@"; do kill -0 "$pid" 2>/dev/null && return 0; done
+  for pid in "$@"; do _llsd_running "$pid" && return 0; done
   return 1
+}
+
+# The process exists and is not a zombie: a daemon whose parent is gone waits for PID 1 to
+# reap it, which on some machines takes a second or two after it exited.
+_llsd_running() {
+  local stat
+  stat="$(cat "/proc/$1/stat" 2>/dev/null)" || return 1
+  stat="${stat##*) }"
+  [[ "${stat%% *}" != Z ]]
 }
 
 # Everything but etcd first (so the API server does not outlive its storage), then etcd.
