@@ -1,0 +1,3 @@
+module llsd.test/pause
+
+go 1.19
