@@ -11,10 +11,11 @@ use crate::api::v1alpha2::WorkloadSpec;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
 use k8s_openapi::api::core::v1::{
     Affinity, Capabilities, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource,
-    EnvVar, EnvVarSource, HTTPGetAction, KeyToPath, PersistentVolumeClaimVolumeSource,
-    PodAffinityTerm, PodAntiAffinity, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
-    ResourceRequirements, SeccompProfile, SecretKeySelector, SecretVolumeSource, SecurityContext,
-    TopologySpreadConstraint, Volume, VolumeMount, WeightedPodAffinityTerm,
+    EnvVar, EnvVarSource, HTTPGetAction, KeyToPath, Lifecycle, LifecycleHandler,
+    PersistentVolumeClaimVolumeSource, PodAffinityTerm, PodAntiAffinity, PodSecurityContext,
+    PodSpec, PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile, SecretKeySelector,
+    SecretVolumeSource, SecurityContext, SleepAction, TopologySpreadConstraint, Volume,
+    VolumeMount, WeightedPodAffinityTerm,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -27,6 +28,9 @@ pub const CONTAINER_NAME: &str = "llama-stack";
 pub const DEFAULT_MOUNT_PATH: &str = "/.llama";
 /// UID/GID the pods run as: non-root, as the restricted Pod Security Standard requires.
 pub const RUN_AS_USER: i64 = 1001;
+/// How long a terminating server keeps serving before it is stopped: kube-proxy syncs its
+/// rules within about a second, and an Ingress controller's reload takes a few more.
+pub const PRE_STOP_SLEEP_SECONDS: i64 = 5;
 /// Health endpoint of the server.
 pub const HEALTH_PATH: &str = "/v1/health";
 
@@ -313,6 +317,17 @@ fn container(inputs: &Inputs, tls: bool) -> Container {
             period_seconds: Some(10),
             failure_threshold: Some(30),
             ..health_probe(tls)
+        }),
+        // A pod being replaced keeps serving while its endpoint's removal reaches every
+        // node's proxy; stopped at once, it refuses the connections still routed to it.
+        lifecycle: Some(Lifecycle {
+            pre_stop: Some(LifecycleHandler {
+                sleep: Some(SleepAction {
+                    seconds: PRE_STOP_SLEEP_SECONDS,
+                }),
+                ..LifecycleHandler::default()
+            }),
+            ..Lifecycle::default()
         }),
         security_context: Some(container_security_context()),
         ..Container::default()
@@ -933,6 +948,23 @@ mod tests {
                 field: "spec.networking.tls.secretName"
             }
         );
+    }
+
+    #[test]
+    fn a_terminating_server_keeps_serving_while_endpoints_update() {
+        let cr = minimal();
+        let d = deployment(&inputs(&cr)).unwrap();
+        let pre_stop = main_container(&d)
+            .lifecycle
+            .as_ref()
+            .and_then(|l| l.pre_stop.as_ref())
+            .unwrap();
+        assert_eq!(
+            pre_stop.sleep.as_ref().map(|s| s.seconds),
+            Some(PRE_STOP_SLEEP_SECONDS)
+        );
+        // No exec: the image need not have a shell.
+        assert_eq!(pre_stop.exec, None);
     }
 
     #[test]
