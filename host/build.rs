@@ -91,7 +91,7 @@ fn build_plugin(root: &PathBuf) -> PathBuf {
         .unwrap_or_else(|e| panic!("cannot run cargo for the default plugin: {e}"));
     assert!(
         status.success(),
-        "building the default plugin failed; is the target installed? `rustup target add wasm32-wasip2`"
+        "building the default plugin failed; is the wasm32-wasip2 target installed? `make wasm-target` (or `rustup target add wasm32-wasip2`) installs it"
     );
     target_dir
         .join("wasm32-wasip2")

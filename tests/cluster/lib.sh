@@ -131,7 +131,7 @@ llsd_lock() {
   flock 9
 }
 
-# The operator `make demo` leaves running (tests/cluster/demo), and how to stop it: the
+# The operator `make demo` leaves running (tests/node/demo, which sources this with the node's state dir; before issue 16 the demo ran on this cluster), and how to stop it: the
 # process, then its webhook registrations (failurePolicy Fail) and the CRD's conversion, so
 # the cluster stays usable without it.
 LLSD_DEMO_PIDFILE="$LLSD_STATE_DIR/pids/operator-demo.pid"
