@@ -11,45 +11,61 @@ OPERATOR := $(CARGO_TARGET_DIR)/debug/llama-stack-operator
 LLVM_COV_VERSION := 0.6.21
 COVERAGE_MIN := 80
 
-.PHONY: demo demo-down test playground playground-tests bench-playground acme-plugin toolchain build lint unit coverage golden crds python-tests cluster-tests bench bench-cluster configs-check clean-cache
+.PHONY: demo demo-down test wasm-target toolchain-tests node-tests playground playground-tests bench-playground acme-plugin toolchain build lint unit coverage golden crds python-tests cluster-tests bench bench-cluster configs-check clean-cache
 
-## demo: a local control plane, the operator, a sample LlamaStackDistribution reconciled to
-## Ready, and what was generated (tests/cluster/demo).
+## demo: a local control plane with a real node, the operator, a sample LlamaStackDistribution
+## reconciled to Ready (the real llama-stack server passing its probes), what was generated,
+## and the server answering (tests/node/demo).
 demo: build
-	LLSD_OPERATOR_BIN=$(OPERATOR) tests/cluster/demo
+	LLSD_OPERATOR_BIN=$(OPERATOR) tests/node/demo
 
-## demo-down: stops the operator and the control plane `make demo` left running.
+## demo-down: stops the operator, the node and the control plane `make demo` left running.
 demo-down:
-	tests/cluster/demo-down
+	tests/node/demo-down
 
 ## test: every test: format, lint, engine unit/golden/property tests with coverage, the CLI,
-## the real llama-stack validation and server start, the real control plane.
+## the real llama-stack validation and server start, the real control plane, the real node.
 test: toolchain lint coverage
 	@echo "==> operator crate tests (plugin host, component, hostile and vendor plugins)"
 	cargo test -p llama-stack-operator
 	cargo test -p acme-llama-stack-plugin
+	@$(MAKE) --no-print-directory toolchain-tests
 	@$(MAKE) --no-print-directory python-tests
 	@$(MAKE) --no-print-directory playground-tests
 	@$(MAKE) --no-print-directory cluster-tests
+	@$(MAKE) --no-print-directory node-tests
 
-toolchain:
+## wasm-target: the wasm32-wasip2 target every operator build needs (host/build.rs compiles
+## the embedded plugin with it). A fresh rustup has only the host target.
+wasm-target:
 	@command -v cargo >/dev/null || { echo "ERROR: cargo not found: install Rust (rustup)"; exit 1; }
+	@command -v rustup >/dev/null || { echo "ERROR: rustup not found: it installs the wasm32-wasip2 target the operator's build needs"; exit 1; }
+	@rustup target list --installed | grep -qx wasm32-wasip2 || { \
+		echo "==> installing the rust target wasm32-wasip2 (the embedded plugin is built for it; first run only)"; \
+		rustup target add wasm32-wasip2; }
+
+toolchain: wasm-target
 	@command -v node >/dev/null && command -v npm >/dev/null || { echo "ERROR: node and npm not found: the playground engine is built and tested with them"; exit 1; }
-	@command -v rustup >/dev/null || { echo "ERROR: rustup not found: it installs the wasm target and llvm-tools"; exit 1; }
-	@echo "==> rust components (wasm32-wasip2 target, llvm-tools for coverage)"
-	@rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
+	@echo "==> rust components (llvm-tools for coverage)"
 	@rustup component list --installed | grep -q '^llvm-tools' || rustup component add llvm-tools-preview
 	@command -v cargo-llvm-cov >/dev/null && cargo llvm-cov --version | grep -q "$(LLVM_COV_VERSION)" || { \
 		echo "==> installing cargo-llvm-cov $(LLVM_COV_VERSION) (first run only, ~2 min)"; \
 		cargo install cargo-llvm-cov --locked --version $(LLVM_COV_VERSION); }
 
-build:
+## toolchain-tests: `make build` (what `make demo` runs first) on a scratch rustup without the
+## wasm32-wasip2 target installs it and builds the plugin with it (issue 16).
+toolchain-tests:
+	@echo "==> make build on a toolchain without the wasm32-wasip2 target (a fresh machine's rustup)"
+	tests/toolchain/fresh-rustup.sh
+
+build: wasm-target
 	@echo "==> building the operator (a cold first build, with the embedded plugin in release, takes ~15 min on 2 cores)"
 	cargo build -p llama-stack-operator
 
-lint:
+lint: wasm-target
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
+	cargo clippy -p llsd-test-support --all-targets --features real-node -- -D warnings
 	cargo clippy --target wasm32-wasip2 -p llama-stack-config -p acme-llama-stack-plugin -p hostile-plugin -- -D warnings
 
 ## coverage: the engine's tests (unit, golden, properties) under llvm-cov; fails below the floor.
@@ -58,14 +74,14 @@ coverage:
 	cargo llvm-cov -p llama-stack-config --fail-under-lines $(COVERAGE_MIN) --summary-only
 
 ## crds: rewrite deploy/crd/ from the API types (the tests fail while it is stale).
-crds:
+crds: wasm-target
 	cargo run -q -p llama-stack-operator -- crds > deploy/crd/llamastackdistributions.llamastack.io.yaml
 	@$(MAKE) --no-print-directory api-reference
 
 .PHONY: api-reference release-manifest
 
 ## api-reference: rewrite docs/api-reference.md from the CRD schema (the tests fail while it is stale).
-api-reference:
+api-reference: wasm-target
 	cargo run -q -p llama-stack-operator -- api-reference > docs/api-reference.md.tmp
 	mv -f docs/api-reference.md.tmp docs/api-reference.md
 
@@ -96,7 +112,7 @@ python-tests: build
 
 ## playground: build the browser playground into playground/dist (npm ci from the lockfile on
 ## first use); `llama-stack-operator playground` then serves it on http://127.0.0.1:8380/.
-playground:
+playground: wasm-target
 	@echo "==> playground: the default plugin, transpiled by jco, and the page (first run: npm ci)"
 	playground/build.sh
 
@@ -118,14 +134,21 @@ cluster-tests:
 	@echo "==> real control plane (etcd, kube-apiserver, controller-manager, scheduler, kwok)"
 	tests/cluster/run-tests.sh
 
-bench:
+## node-tests: the samples, a rollout and `make demo` on the real node (tests/node): real
+## llama-stack servers in real pods. First run: kubelet, kube-proxy, CoreDNS and the images
+## are built (~25 min on 2 cores).
+node-tests:
+	@echo "==> real node (containerd, kubelet, kube-proxy, CoreDNS) and the real llama-stack server in its pods"
+	tests/node/run-tests.sh
+
+bench: wasm-target
 	cargo bench -p llama-stack-config --bench generate
 	cargo bench -p llama-stack-operator --bench plugin
 
 ## bench-cluster: controller (start-up, apply->Ready p50/p99, 200 CRs) and webhook latency
 ## (oha, 50 parallel) on the local control plane; registry reads, cold and cached, on a
 ## loopback registry; release builds.
-bench-cluster:
+bench-cluster: wasm-target
 	tests/bench/controller.sh
 	tests/bench/webhook-latency.sh
 	tests/bench/oci.sh
@@ -133,7 +156,7 @@ bench-cluster:
 ## acme-plugin: the example vendor plugin, built as host/tests/plugin_support builds it (same
 ## target dir and flags, so the two share one artefact), for the playground's tests.
 ACME_PLUGIN := $(CARGO_TARGET_DIR)/test-plugins/wasm32-wasip2/release/acme_llama_stack_plugin.wasm
-acme-plugin:
+acme-plugin: wasm-target
 	env -u RUSTFLAGS -u CARGO_ENCODED_RUSTFLAGS -u CARGO_BUILD_RUSTFLAGS -u RUSTC_WRAPPER \
 		cargo build --release --target wasm32-wasip2 -p acme-llama-stack-plugin --target-dir $(CARGO_TARGET_DIR)/test-plugins
 

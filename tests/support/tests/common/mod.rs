@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod cr;
+pub mod node;
 pub mod operator;
 
 use llsd_test_support::kube::Client;

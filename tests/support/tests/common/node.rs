@@ -1,0 +1,167 @@
+//! The real node (tests/node, issue 16): what its tests share. Services are reached from this
+//! machine by ClusterIP (kube-proxy's rules cover the host too), pods by their IP on the node's
+//! bridge.
+
+use anyhow::{Context, Result, bail, ensure};
+use llsd_test_support::k8s_openapi::api::core::v1::{Pod, Service};
+use llsd_test_support::kube::Client;
+use llsd_test_support::kube::api::{Api, ListParams};
+use llsd_test_support::kubectl;
+use serde_json::Value;
+use std::time::{Duration, Instant};
+
+/// The repository's root.
+pub fn root() -> std::path::PathBuf {
+    std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../..")).to_path_buf()
+}
+
+/// The node's name (tests/node/lib.sh).
+pub const NODE_NAME: &str = "llsd-node";
+
+/// How long a llama-stack server may take from apply to Ready on the node (measured 12-20 s;
+/// a cold page cache after an image import is slower).
+pub const SERVER_READY: Duration = Duration::from_secs(300);
+
+/// Starts (or keeps) the stand-in for vLLM behind `vllm.models.svc:8000`, the samples' endpoint.
+pub fn stand_in_vllm() -> Result<()> {
+    let manifest = root().join("tests/node/manifests/stand-in-vllm.yaml");
+    let manifest = manifest.to_string_lossy();
+    kubectl(&["apply", "-f", &manifest], None)?;
+    kubectl(
+        &[
+            "-n",
+            "models",
+            "rollout",
+            "status",
+            "deployment/vllm",
+            "--timeout=120s",
+        ],
+        None,
+    )?;
+    Ok(())
+}
+
+/// `http://<clusterIP>:<first port>` of a Service.
+pub async fn service_url(client: &Client, ns: &str, name: &str) -> Result<String> {
+    let svc = Api::<Service>::namespaced(client.clone(), ns)
+        .get(name)
+        .await
+        .with_context(|| format!("Service {ns}/{name}"))?;
+    let spec = svc.spec.context("Service spec")?;
+    let ip = spec.cluster_ip.context("clusterIP")?;
+    let port = spec
+        .ports
+        .as_ref()
+        .and_then(|p| p.first())
+        .map(|p| p.port)
+        .context("Service port")?;
+    Ok(format!("http://{ip}:{port}"))
+}
+
+/// A client that never goes through a proxy and opens a new connection per request (a request
+/// loop must see each pod the Service picks, not one kept-alive connection).
+pub fn http_client() -> Result<reqwest::Client> {
+    Ok(reqwest::Client::builder()
+        .no_proxy()
+        .pool_max_idle_per_host(0)
+        .timeout(Duration::from_secs(30))
+        .build()?)
+}
+
+/// GET `url`, which must answer 200 with JSON.
+pub async fn get_json(http: &reqwest::Client, url: &str) -> Result<Value> {
+    let resp = http
+        .get(url)
+        .send()
+        .await
+        .with_context(|| format!("GET {url}"))?;
+    let status = resp.status();
+    let text = resp.text().await?;
+    ensure!(status.is_success(), "GET {url}: {status}: {text}");
+    serde_json::from_str(&text).with_context(|| format!("GET {url}: not JSON: {text}"))
+}
+
+/// POST JSON to `url`, which must answer 200 with JSON.
+pub async fn post_json(http: &reqwest::Client, url: &str, body: &Value) -> Result<Value> {
+    let resp = http
+        .post(url)
+        .header("Content-Type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .with_context(|| format!("POST {url}"))?;
+    let status = resp.status();
+    let text = resp.text().await?;
+    ensure!(status.is_success(), "POST {url}: {status}: {text}");
+    serde_json::from_str(&text).with_context(|| format!("POST {url}: not JSON: {text}"))
+}
+
+/// The `data` list of a llama-stack list answer (`/v1/models`, `/v1/providers`).
+pub fn data(v: &Value) -> Vec<Value> {
+    v["data"].as_array().cloned().unwrap_or_default()
+}
+
+/// The server pods of CR `name`, each with every container ready, all on the real node.
+pub async fn ready_server_pods(client: &Client, ns: &str, name: &str) -> Result<Vec<Pod>> {
+    let pods = Api::<Pod>::namespaced(client.clone(), ns)
+        .list(&ListParams::default().labels(&format!("app.kubernetes.io/instance={name}")))
+        .await?;
+    let mut ready = Vec::new();
+    for pod in pods.items {
+        if pod.metadata.deletion_timestamp.is_some() {
+            continue;
+        }
+        let spec = pod.spec.as_ref().context("pod spec")?;
+        ensure!(
+            spec.node_name.as_deref() == Some(NODE_NAME),
+            "pod {:?} runs on {:?}, not on the real node",
+            pod.metadata.name,
+            spec.node_name
+        );
+        let statuses = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.container_statuses.clone())
+            .unwrap_or_default();
+        if !statuses.is_empty() && statuses.iter().all(|c| c.ready) {
+            ready.push(pod);
+        }
+    }
+    Ok(ready)
+}
+
+/// The last lines of the server container's log (for failure messages).
+pub fn server_log(ns: &str, name: &str) -> String {
+    kubectl(
+        &[
+            "-n",
+            ns,
+            "logs",
+            &format!("deployment/{name}"),
+            "--all-containers",
+            "--tail=40",
+        ],
+        None,
+    )
+    .unwrap_or_else(|e| format!("(no log: {e})"))
+}
+
+/// Polls `f` until it returns `Ok(true)`; its last error (or "false") explains a timeout.
+pub async fn until<F, Fut>(what: &str, timeout: Duration, mut f: F) -> Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<bool>>,
+{
+    let start = Instant::now();
+    loop {
+        let last = match f().await {
+            Ok(true) => return Ok(()),
+            Ok(false) => "not yet".to_string(),
+            Err(e) => format!("{e:#}"),
+        };
+        if start.elapsed() > timeout {
+            bail!("timed out after {timeout:?} waiting for {what}: {last}");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}

@@ -1,0 +1,400 @@
+//! Issue 16: the samples on the real node. `phase: Ready` there means the kubelet's probes
+//! passed against the real llama-stack 0.7.3 server running the config the operator generated,
+//! with the env, mounts and security context of the Deployment the operator wrote. Each test
+//! then asks the server itself what it runs (`/v1/providers`, `/v1/models`), through the
+//! Service's ClusterIP (kube-proxy), and the backend behind it (the stand-in for vLLM behind
+//! `vllm.models.svc`, reached through CoreDNS) what credential it received.
+//!
+//! The node has the machine's 2 CPUs: tests/node/run-tests.sh runs these one at a time, before
+//! the demo's test, with any demo's servers scaled to zero meanwhile.
+
+use anyhow::{Context, Result, ensure};
+use llsd_test_support::k8s_openapi::api::apps::v1::Deployment;
+use llsd_test_support::k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use llsd_test_support::kube::api::{Api, ListParams, Patch, PatchParams};
+use llsd_test_support::kube::core::DynamicObject;
+use llsd_test_support::{TestNamespace, client, kubectl};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+mod common;
+use common::cr::{phase, status, wait_cr};
+use common::llsd_api;
+use common::node::{
+    SERVER_READY, data, get_json, http_client, post_json, ready_server_pods, root, server_log,
+    service_url, stand_in_vllm, until,
+};
+use common::operator::Operator;
+
+const SIMPLE_TOKEN: &str = "fake-vllm-token-replace-me";
+const SIMPLE_MODEL: &str = "meta-llama/Llama-3.1-8B-Instruct";
+
+/// A namespace enforcing the restricted Pod Security Standard, with the CRD installed and an
+/// operator process watching it.
+async fn setup(prefix: &str) -> Result<(llsd_test_support::kube::Client, TestNamespace, Operator)> {
+    let client = client().await?;
+    common::install_crd(&client, llama_stack_operator::api::crd::crd()?).await?;
+    let ns = TestNamespace::create(&client, prefix).await?;
+    Api::<Namespace>::all(client.clone())
+        .patch(
+            ns.name(),
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"metadata": {"labels": {"pod-security.kubernetes.io/enforce": "restricted"}}})),
+        )
+        .await?;
+    let op = Operator::start(ns.name(), &[]).await?;
+    stand_in_vllm()?;
+    Ok((client, ns, op))
+}
+
+/// Applies a file of deploy/samples as its header says (`kubectl apply -n <ns> -f <file>`).
+fn apply_sample(ns: &str, file: &str) -> Result<()> {
+    let path = root().join("deploy/samples").join(file);
+    kubectl(&["-n", ns, "apply", "-f", &path.to_string_lossy()], None)?;
+    Ok(())
+}
+
+/// Applies a file of deploy/samples with `spec` merged into its LlamaStackDistribution.
+fn apply_sample_with(ns: &str, file: &str, spec: Value) -> Result<()> {
+    let text = std::fs::read_to_string(root().join("deploy/samples").join(file))?;
+    let mut items = Vec::new();
+    for doc in serde_yaml::Deserializer::from_str(&text) {
+        let mut v: Value = serde::Deserialize::deserialize(doc)?;
+        if v["kind"] == "LlamaStackDistribution" {
+            let merged = v["spec"].as_object_mut().context("spec")?;
+            for (k, val) in spec.as_object().context("a spec object")? {
+                merged.insert(k.clone(), val.clone());
+            }
+        }
+        if !v.is_null() {
+            items.push(v);
+        }
+    }
+    let list = json!({"apiVersion": "v1", "kind": "List", "items": items});
+    kubectl(&["-n", ns, "apply", "-f", "-"], Some(&list.to_string()))?;
+    Ok(())
+}
+
+/// Waits until CR `name` is Ready for its current generation with `generation`'s config
+/// rolled out: every server pod Ready on the node. Explains a timeout with the pods and log.
+async fn wait_ready(api: &Api<DynamicObject>, ns: &str, name: &str) -> Result<DynamicObject> {
+    wait_cr(api, name, SERVER_READY, |o| {
+        phase(o) == "Ready"
+            && status(o)["observedGeneration"] == json!(o.metadata.generation.unwrap_or(-1))
+    })
+    .await
+    .with_context(|| {
+        let pods = kubectl(&["-n", ns, "get", "pods", "-o", "wide"], None).unwrap_or_default();
+        format!("pods:\n{pods}\nserver log:\n{}", server_log(ns, name))
+    })
+}
+
+/// The ids of the providers the server reports, as `api/provider_id/provider_type`.
+async fn providers(http: &reqwest::Client, url: &str) -> Result<Vec<String>> {
+    let v = get_json(http, &format!("{url}/v1/providers")).await?;
+    Ok(data(&v)
+        .iter()
+        .map(|p| {
+            format!(
+                "{}/{}/{}",
+                p["api"].as_str().unwrap_or_default(),
+                p["provider_id"].as_str().unwrap_or_default(),
+                p["provider_type"].as_str().unwrap_or_default()
+            )
+        })
+        .collect())
+}
+
+async fn model_ids(http: &reqwest::Client, url: &str) -> Result<Vec<String>> {
+    let v = get_json(http, &format!("{url}/v1/models")).await?;
+    Ok(data(&v)
+        .iter()
+        .filter_map(|m| {
+            m["id"]
+                .as_str()
+                .or(m["identifier"].as_str())
+                .map(String::from)
+        })
+        .collect())
+}
+
+/// Everything of the namespace a Secret value must never reach: ConfigMaps, Deployments (the
+/// pod template), the CR (spec and status), Events; and the operator's log.
+async fn assert_no_secret_value(
+    client: &llsd_test_support::kube::Client,
+    ns: &str,
+    op: &Operator,
+    value: &str,
+) -> Result<()> {
+    let cms = Api::<ConfigMap>::namespaced(client.clone(), ns)
+        .list(&ListParams::default())
+        .await?;
+    let deployments = Api::<Deployment>::namespaced(client.clone(), ns)
+        .list(&ListParams::default())
+        .await?;
+    let crs = llsd_api(client, ns, "v1alpha2")
+        .list(&ListParams::default())
+        .await?;
+    let events = kubectl(&["-n", ns, "get", "events", "-o", "json"], None)?;
+    for (what, text) in [
+        ("ConfigMaps", serde_json::to_string(&cms)?),
+        ("Deployments", serde_json::to_string(&deployments)?),
+        ("LlamaStackDistributions", serde_json::to_string(&crs)?),
+        ("Events", events),
+        ("the operator's log", op.log_text()),
+    ] {
+        ensure!(!text.contains(value), "a Secret value reached {what}");
+    }
+    Ok(())
+}
+
+/// deploy/samples/v1alpha2-simple.yaml, unchanged: the real server runs the generated config,
+/// lists the CR's provider and model, answers a chat completion through the stand-in, and the
+/// Secret's token reaches the backend through env -> config.yaml, and nowhere else.
+#[tokio::test]
+async fn simple_sample_serves_its_model_from_the_real_server() -> Result<()> {
+    let (client, ns, op) = setup("node-simple").await?;
+    let api = llsd_api(&client, ns.name(), "v1alpha2");
+    apply_sample(ns.name(), "v1alpha2-simple.yaml")?;
+    wait_ready(&api, ns.name(), "simple")
+        .await
+        .with_context(|| op.log_text())?;
+    let pods = ready_server_pods(&client, ns.name(), "simple").await?;
+    ensure!(pods.len() == 1, "one Ready server pod, got {}", pods.len());
+
+    let http = http_client()?;
+    let url = service_url(&client, ns.name(), "simple-service").await?;
+    let version = get_json(&http, &format!("{url}/v1/version")).await?;
+    ensure!(version["version"] == "0.7.3", "server version: {version}");
+    let providers = providers(&http, &url).await?;
+    ensure!(
+        providers.contains(&"inference/vllm/remote::vllm".to_string()),
+        "the server lacks the CR's inference provider: {providers:?}"
+    );
+    // The CR replaces the starter's inference providers: no other inference provider runs.
+    let inference: Vec<&String> = providers
+        .iter()
+        .filter(|p| p.starts_with("inference/"))
+        .collect();
+    ensure!(inference.len() == 1, "inference providers: {inference:?}");
+    let models = model_ids(&http, &url).await?;
+    let want = format!("vllm/{SIMPLE_MODEL}");
+    ensure!(
+        models.contains(&want),
+        "the server lacks {want}: {models:?}"
+    );
+
+    let backend = service_url(&client, "models", "vllm").await?;
+    http.delete(format!("{backend}/debug/requests"))
+        .send()
+        .await?;
+    let reply = post_json(
+        &http,
+        &format!("{url}/v1/chat/completions"),
+        &json!({"model": want, "messages": [{"role": "user", "content": "Say hello"}]}),
+    )
+    .await?;
+    ensure!(
+        reply["choices"][0]["message"]["content"] == "hello from the fake backend",
+        "chat completion: {reply}"
+    );
+    let seen = get_json(&http, &format!("{backend}/debug/requests")).await?;
+    let chat: Vec<&Value> = seen
+        .as_array()
+        .context("requests")?
+        .iter()
+        .filter(|r| {
+            r["path"]
+                .as_str()
+                .is_some_and(|p| p.ends_with("/chat/completions"))
+        })
+        .collect();
+    ensure!(
+        chat.iter()
+            .any(|r| r["authorization"] == format!("Bearer {SIMPLE_TOKEN}")),
+        "the backend did not receive the Secret's token: {seen}"
+    );
+    assert_no_secret_value(&client, ns.name(), &op, SIMPLE_TOKEN).await?;
+    ns.delete().await
+}
+
+/// A config change (one more model) rolls out on the node while a request loop against the
+/// Service runs: not one request fails, and the new server lists the new model.
+#[tokio::test]
+async fn config_change_rolls_out_without_a_failed_request() -> Result<()> {
+    let (client, ns, op) = setup("node-rollout").await?;
+    let api = llsd_api(&client, ns.name(), "v1alpha2");
+    // Half a CPU each: the old and the new pod run side by side on the node's 2 CPUs (the
+    // rollout surges, it never drops the old pod first), next to a demo's server.
+    apply_sample_with(
+        ns.name(),
+        "v1alpha2-simple.yaml",
+        json!({"workload": {"resources": {"requests": {"cpu": "500m", "memory": "1Gi"}}}}),
+    )?;
+    let before = wait_ready(&api, ns.name(), "simple")
+        .await
+        .with_context(|| op.log_text())?;
+    let url = service_url(&client, ns.name(), "simple-service").await?;
+    let http = http_client()?;
+
+    // The loop: one GET /v1/models every 50 ms, each on a new connection.
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let failures = Arc::new(tokio::sync::Mutex::new(Vec::<String>::new()));
+    let looper = {
+        let (stop, ok, failed, failures) =
+            (stop.clone(), ok.clone(), failed.clone(), failures.clone());
+        let (http, target) = (http.clone(), format!("{url}/v1/models"));
+        tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                match get_json(&http, &target).await {
+                    Ok(_) => ok.fetch_add(1, Ordering::Relaxed),
+                    Err(e) => {
+                        failures.lock().await.push(format!("{e:#}"));
+                        failed.fetch_add(1, Ordering::Relaxed)
+                    }
+                };
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+    };
+
+    let second = "meta-llama/Llama-3.3-70B-Instruct";
+    api.patch(
+        "simple",
+        &PatchParams::default(),
+        &Patch::Merge(
+            &json!({"spec": {"resources": {"models": [{"name": SIMPLE_MODEL}, {"name": second}]}}}),
+        ),
+    )
+    .await?;
+    let after = wait_ready(&api, ns.name(), "simple")
+        .await
+        .with_context(|| op.log_text())?;
+    ensure!(
+        status(&after)["configGeneration"]["configMapName"]
+            != status(&before)["configGeneration"]["configMapName"],
+        "the change did not give a new config"
+    );
+    // Ready is reported once the new pods are; wait until the old one is gone as well.
+    let want = format!("vllm/{second}");
+    until(
+        "the new server alone behind the Service",
+        SERVER_READY,
+        || async {
+            let pods = ready_server_pods(&client, ns.name(), "simple").await?;
+            let all = Api::<llsd_test_support::k8s_openapi::api::core::v1::Pod>::namespaced(
+                client.clone(),
+                ns.name(),
+            )
+            .list(&ListParams::default().labels("app.kubernetes.io/instance=simple"))
+            .await?;
+            Ok(pods.len() == 1
+                && all.items.len() == 1
+                && model_ids(&http, &url).await?.contains(&want))
+        },
+    )
+    .await?;
+    // A few more seconds of requests against the new server alone.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    stop.store(true, Ordering::Relaxed);
+    looper.await?;
+    let (ok, failed) = (ok.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
+    let failures = failures.lock().await;
+    ensure!(
+        failed == 0,
+        "{failed} of {} requests failed during the rollout; first: {:?}",
+        ok + failed,
+        failures.first()
+    );
+    ensure!(ok >= 50, "too few requests to say anything: {ok}");
+    eprintln!("rollout: {ok} requests, none failed");
+    ns.delete().await
+}
+
+/// deploy/samples/v1alpha2-postgres.yaml, unchanged, against a real PostgreSQL in the cluster
+/// (tests/node/manifests/postgres-chat-db.yaml, at the address of the sample's connection
+/// string): the server starts on the derived Secret's host/port/db/user/password, its SQL
+/// stores' tables appear in that database, and a chat completion is recorded there.
+#[tokio::test]
+async fn postgres_sample_keeps_its_records_in_the_real_database() -> Result<()> {
+    let (client, ns, op) = setup("node-postgres").await?;
+    let manifest = root().join("tests/node/manifests/postgres-chat-db.yaml");
+    kubectl(&["apply", "-f", &manifest.to_string_lossy()], None)?;
+    kubectl(
+        &[
+            "-n",
+            "databases",
+            "rollout",
+            "status",
+            "deployment/chat-db",
+            "--timeout=120s",
+        ],
+        None,
+    )?;
+    let api = llsd_api(&client, ns.name(), "v1alpha2");
+    apply_sample(ns.name(), "v1alpha2-postgres.yaml")?;
+    wait_ready(&api, ns.name(), "team-chat")
+        .await
+        .with_context(|| op.log_text())?;
+
+    let http = http_client()?;
+    let url = service_url(&client, ns.name(), "team-chat-service").await?;
+    let providers = providers(&http, &url).await?;
+    ensure!(
+        !providers.iter().any(|p| p.starts_with("eval/")),
+        "disabled: [eval] still runs eval providers: {providers:?}"
+    );
+    let models = model_ids(&http, &url).await?;
+    for m in [SIMPLE_MODEL, "meta-llama/Llama-3.1-70B-Instruct"] {
+        let want = format!("vllm/{m}");
+        ensure!(
+            models.contains(&want),
+            "the server lacks {want}: {models:?}"
+        );
+    }
+    post_json(
+        &http,
+        &format!("{url}/v1/chat/completions"),
+        &json!({"model": format!("vllm/{SIMPLE_MODEL}"),
+                "messages": [{"role": "user", "content": "Remember me"}]}),
+    )
+    .await?;
+
+    // What the server wrote, asked of PostgreSQL itself.
+    let psql = |sql: &str| {
+        kubectl(
+            &[
+                "-n",
+                "databases",
+                "exec",
+                "deployment/chat-db",
+                "--",
+                "psql",
+                "-U",
+                "llamastack",
+                "chat",
+                "-Atc",
+                sql,
+            ],
+            None,
+        )
+    };
+    let tables = psql("select tablename from pg_tables where schemaname = 'public' order by 1")?;
+    for t in ["inference_store", "openai_conversations"] {
+        ensure!(
+            tables.lines().any(|l| l.trim() == t),
+            "table {t} is not in the database: {tables}"
+        );
+    }
+    until(
+        "the chat completion recorded in inference_store",
+        Duration::from_secs(30),
+        || async { Ok(psql("select count(*) from inference_store")?.trim() != "0") },
+    )
+    .await?;
+    assert_no_secret_value(&client, ns.name(), &op, "fake-db-password").await?;
+    ns.delete().await
+}
