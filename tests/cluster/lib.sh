@@ -62,30 +62,38 @@ llsd_alive() { llsd_pid "$1" >/dev/null; }
 # Stops the given components: TERM to all at once, then waits (up to 10 s in
 # all) and KILLs what is left. Safe for components that are not running.
 llsd_stop() {
-  local c pid i
+  local c pid
   local -a pids=()
   for c in "$@"; do
     if pid="$(llsd_pid "$c")"; then
       llsd_log "stopping $c (pid $pid)"
-      kill -TERM "$pid" 2>/dev/null || true
       pids+=("$pid")
     fi
   done
-  for ((i = 0; i < 100; i++)); do
-    _llsd_any_alive "${pids[@]}" || break
+  llsd_terminate 10 "${pids[@]}"
+  for c in "$@"; do rm -f "$(llsd_pidfile "$c")"; done
+}
+
+# llsd_terminate SECS PID...: TERM to every pid, up to SECS seconds for them to exit, then
+# KILL what still runs (tests/node's components too).
+llsd_terminate() {
+  local secs="$1" pid i
+  shift
+  for pid in "$@"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for ((i = 0; i < secs * 10; i++)); do
+    _llsd_any_alive "$@" || break
     sleep 0.1
   done
-  for pid in "${pids[@]}"; do
+  for pid in "$@"; do
     if _llsd_running "$pid"; then
-      llsd_log "pid $pid ignored TERM for 10 s: KILL"
+      llsd_log "pid $pid ignored TERM for $secs s: KILL"
       kill -KILL "$pid" 2>/dev/null || true
     fi
   done
   for ((i = 0; i < 50; i++)); do
-    _llsd_any_alive "${pids[@]}" || break
+    _llsd_any_alive "$@" || break
     sleep 0.1
   done
-  for c in "$@"; do rm -f "$(llsd_pidfile "$c")"; done
 }
 
 _llsd_any_alive() {

@@ -99,29 +99,15 @@ llsd_node_alive() { llsd_node_pid "$1" >/dev/null; }
 # $LLSD_NODE_STOP_SECS (default 15) seconds. Safe for components that are not running. A
 # zombie counts as stopped (_llsd_running, tests/cluster/lib.sh).
 llsd_node_stop() {
-  local c pid i
+  local c pid
   local -a pids=()
   for c in "$@"; do
     if pid="$(llsd_node_pid "$c")"; then
       llsd_node_log "stopping $c (pid $pid)"
-      kill -TERM "$pid" 2>/dev/null || true
       pids+=("$pid")
     fi
   done
-  for ((i = 0; i < ${LLSD_NODE_STOP_SECS:-15} * 10; i++)); do
-    _llsd_any_alive "${pids[@]}" || break
-    sleep 0.1
-  done
-  for pid in "${pids[@]}"; do
-    if _llsd_running "$pid"; then
-      llsd_node_log "pid $pid ignored TERM: KILL"
-      kill -KILL "$pid" 2>/dev/null || true
-    fi
-  done
-  for ((i = 0; i < 50; i++)); do
-    _llsd_any_alive "${pids[@]}" || break
-    sleep 0.1
-  done
+  llsd_terminate "${LLSD_NODE_STOP_SECS:-15}" "${pids[@]}"
   for c in "$@"; do rm -f "$(llsd_node_pidfile "$c")"; done
 }
 

@@ -398,3 +398,123 @@ async fn postgres_sample_keeps_its_records_in_the_real_database() -> Result<()> 
     assert_no_secret_value(&client, ns.name(), &op, "fake-db-password").await?;
     ns.delete().await
 }
+
+/// deploy/samples/v1alpha2-override.yaml, unchanged: the user's own config.yaml (vLLM through
+/// `${env.VLLM_URL}`, llama-guard with a shield on the guard model) runs as written, on the
+/// sample's port 8080, and the server registers the shield.
+#[tokio::test]
+async fn override_sample_runs_the_users_config_on_its_port() -> Result<()> {
+    let (client, ns, op) = setup("node-override").await?;
+    let api = llsd_api(&client, ns.name(), "v1alpha2");
+    apply_sample(ns.name(), "v1alpha2-override.yaml")?;
+    wait_ready(&api, ns.name(), "override")
+        .await
+        .with_context(|| op.log_text())?;
+    let http = http_client()?;
+    let url = service_url(&client, ns.name(), "override-service").await?;
+    ensure!(
+        url.ends_with(":8080"),
+        "the Service port is the sample's 8080: {url}"
+    );
+    let providers = providers(&http, &url).await?;
+    for want in [
+        "inference/vllm/remote::vllm",
+        "safety/llama-guard/inline::llama-guard",
+    ] {
+        ensure!(
+            providers.contains(&want.to_string()),
+            "the server lacks {want}: {providers:?}"
+        );
+    }
+    // Only what the user's config lists: no starter provider crept in.
+    ensure!(
+        providers.len() == 2,
+        "providers beyond the user's config: {providers:?}"
+    );
+    let shields = get_json(&http, &format!("{url}/v1/shields")).await?;
+    ensure!(
+        data(&shields).iter().any(|s| s["identifier"] == "guard"),
+        "the shield of the user's config is not registered: {shields}"
+    );
+    assert_no_secret_value(&client, ns.name(), &op, SIMPLE_TOKEN).await?;
+    ns.delete().await
+}
+
+/// `networking.tls` on the simple sample: the server answers HTTPS with the certificate of
+/// the kubernetes.io/tls Secret (a client trusting only that Secret's CA verifies it for the
+/// Service's name), the kubelet's probes pass over HTTPS, and plain HTTP gets no answer.
+#[tokio::test]
+async fn tls_serves_https_with_the_secrets_certificate() -> Result<()> {
+    llsd_test_support::install_crypto_provider();
+    let (client, ns, op) = setup("node-tls").await?;
+    let host = format!("simple-service.{}.svc", ns.name());
+    let (ca, cert, key) = serving_certificate(&host)?;
+    let secret = json!({
+        "apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
+        "metadata": {"name": "simple-tls"},
+        "stringData": {"tls.crt": cert, "tls.key": key},
+    });
+    kubectl(
+        &["-n", ns.name(), "apply", "-f", "-"],
+        Some(&secret.to_string()),
+    )?;
+    apply_sample_with(
+        ns.name(),
+        "v1alpha2-simple.yaml",
+        json!({"networking": {"tls": {"enabled": true, "secretName": "simple-tls"}}}),
+    )?;
+    let api = llsd_api(&client, ns.name(), "v1alpha2");
+    wait_ready(&api, ns.name(), "simple")
+        .await
+        .with_context(|| op.log_text())?;
+
+    let plain = service_url(&client, ns.name(), "simple-service").await?;
+    let addr: std::net::SocketAddr = plain.trim_start_matches("http://").parse()?;
+    let https = reqwest::Client::builder()
+        .no_proxy()
+        .tls_certs_only([reqwest::Certificate::from_pem(ca.as_bytes())?])
+        .resolve(&host, addr)
+        .timeout(Duration::from_secs(30))
+        .build()?;
+    let version = get_json(
+        &https,
+        &format!("https://{host}:{}/v1/version", addr.port()),
+    )
+    .await?;
+    ensure!(
+        version["version"] == "0.7.3",
+        "version over HTTPS: {version}"
+    );
+    let over_http = http_client()?
+        .get(format!("{plain}/v1/version"))
+        .send()
+        .await;
+    ensure!(
+        !over_http.as_ref().is_ok_and(|r| r.status().is_success()),
+        "the TLS server also answered plain HTTP: {over_http:?}"
+    );
+    ns.delete().await
+}
+
+/// A fresh CA and a serving certificate it signed for `host`: (CA PEM, certificate PEM, key PEM).
+fn serving_certificate(host: &str) -> Result<(String, String, String)> {
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
+        KeyPair, KeyUsagePurpose,
+    };
+    let ca_key = KeyPair::generate()?;
+    let mut ca = CertificateParams::new(Vec::<String>::new())?;
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(DnType::CommonName, "llsd node test CA");
+    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let ca_cert = ca.self_signed(&ca_key)?;
+    let issuer = Issuer::new(ca, ca_key);
+    let key = KeyPair::generate()?;
+    let mut leaf = CertificateParams::new(vec![host.to_string()])?;
+    leaf.distinguished_name.push(DnType::CommonName, host);
+    leaf.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    let cert = leaf.signed_by(&key, &issuer)?;
+    Ok((ca_cert.pem(), cert.pem(), key.serialize_pem()))
+}

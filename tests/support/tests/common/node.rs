@@ -70,30 +70,24 @@ pub fn http_client() -> Result<reqwest::Client> {
 
 /// GET `url`, which must answer 200 with JSON.
 pub async fn get_json(http: &reqwest::Client, url: &str) -> Result<Value> {
-    let resp = http
-        .get(url)
-        .send()
-        .await
-        .with_context(|| format!("GET {url}"))?;
-    let status = resp.status();
-    let text = resp.text().await?;
-    ensure!(status.is_success(), "GET {url}: {status}: {text}");
-    serde_json::from_str(&text).with_context(|| format!("GET {url}: not JSON: {text}"))
+    json_answer(http.get(url), &format!("GET {url}")).await
 }
 
 /// POST JSON to `url`, which must answer 200 with JSON.
 pub async fn post_json(http: &reqwest::Client, url: &str, body: &Value) -> Result<Value> {
-    let resp = http
+    let req = http
         .post(url)
         .header("Content-Type", "application/json")
-        .body(body.to_string())
-        .send()
-        .await
-        .with_context(|| format!("POST {url}"))?;
+        .body(body.to_string());
+    json_answer(req, &format!("POST {url}")).await
+}
+
+async fn json_answer(req: reqwest::RequestBuilder, what: &str) -> Result<Value> {
+    let resp = req.send().await.with_context(|| what.to_string())?;
     let status = resp.status();
     let text = resp.text().await?;
-    ensure!(status.is_success(), "POST {url}: {status}: {text}");
-    serde_json::from_str(&text).with_context(|| format!("POST {url}: not JSON: {text}"))
+    ensure!(status.is_success(), "{what}: {status}: {text}");
+    serde_json::from_str(&text).with_context(|| format!("{what}: not JSON: {text}"))
 }
 
 /// The `data` list of a llama-stack list answer (`/v1/models`, `/v1/providers`).
