@@ -24,7 +24,7 @@ use common::cr::{phase, status, wait_cr};
 use common::llsd_api;
 use common::node::{
     SERVER_READY, data, get_json, http_client, post_json, ready_server_pods, root, server_log,
-    service_url, stand_in_vllm, until,
+    service_url, stand_in_vllm, until, wait_answering,
 };
 use common::operator::Operator;
 
@@ -166,6 +166,7 @@ async fn simple_sample_serves_its_model_from_the_real_server() -> Result<()> {
 
     let http = http_client()?;
     let url = service_url(&client, ns.name(), "simple-service").await?;
+    wait_answering(&http, &url).await?;
     let version = get_json(&http, &format!("{url}/v1/version")).await?;
     ensure!(version["version"] == "0.7.3", "server version: {version}");
     let providers = providers(&http, &url).await?;
@@ -238,6 +239,7 @@ async fn config_change_rolls_out_without_a_failed_request() -> Result<()> {
         .with_context(|| op.log_text())?;
     let url = service_url(&client, ns.name(), "simple-service").await?;
     let http = http_client()?;
+    wait_answering(&http, &url).await?;
 
     // The loop: one GET /v1/models every 50 ms, each on a new connection.
     let stop = Arc::new(AtomicBool::new(false));
@@ -342,6 +344,7 @@ async fn postgres_sample_keeps_its_records_in_the_real_database() -> Result<()> 
 
     let http = http_client()?;
     let url = service_url(&client, ns.name(), "team-chat-service").await?;
+    wait_answering(&http, &url).await?;
     let providers = providers(&http, &url).await?;
     ensure!(
         !providers.iter().any(|p| p.starts_with("eval/")),
@@ -412,6 +415,7 @@ async fn override_sample_runs_the_users_config_on_its_port() -> Result<()> {
         .with_context(|| op.log_text())?;
     let http = http_client()?;
     let url = service_url(&client, ns.name(), "override-service").await?;
+    wait_answering(&http, &url).await?;
     ensure!(
         url.ends_with(":8080"),
         "the Service port is the sample's 8080: {url}"
@@ -476,6 +480,8 @@ async fn tls_serves_https_with_the_secrets_certificate() -> Result<()> {
         .resolve(&host, addr)
         .timeout(Duration::from_secs(30))
         .build()?;
+    let base = format!("https://{host}:{}", addr.port());
+    wait_answering(&https, &base).await?;
     let version = get_json(
         &https,
         &format!("https://{host}:{}/v1/version", addr.port()),

@@ -90,6 +90,19 @@ async fn json_answer(req: reqwest::RequestBuilder, what: &str) -> Result<Value> 
     serde_json::from_str(&text).with_context(|| format!("{what}: not JSON: {text}"))
 }
 
+/// Waits until `base` answers `GET /v1/health` through `http`. A CR is Ready once its pods
+/// are; kube-proxy programs the Service's new endpoints a moment later (until then a ClusterIP
+/// without endpoints refuses connections), as in any cluster.
+pub async fn wait_answering(http: &reqwest::Client, base: &str) -> Result<()> {
+    let url = format!("{base}/v1/health");
+    until(
+        &format!("{url} to answer"),
+        Duration::from_secs(30),
+        || async { Ok(get_json(http, &url).await.is_ok()) },
+    )
+    .await
+}
+
 /// The `data` list of a llama-stack list answer (`/v1/models`, `/v1/providers`).
 pub fn data(v: &Value) -> Vec<Value> {
     v["data"].as_array().cloned().unwrap_or_default()
