@@ -186,6 +186,15 @@ fn uid(kind: &str, name: &str) -> Result<String> {
     )
 }
 
+/// The uids of the user's CR, Secret and ConfigMap: unchanged while nobody replaces them.
+fn foreign_uids() -> Result<[String; 3]> {
+    Ok([
+        uid("llsd", FOREIGN)?,
+        uid("secret", &format!("{FOREIGN}-auth"))?,
+        uid("configmap", &format!("{FOREIGN}-notes"))?,
+    ])
+}
+
 #[test]
 fn make_demo_reaches_ready_and_shows_what_was_generated() -> Result<()> {
     let kubeconfig =
@@ -214,11 +223,7 @@ fn make_demo_reaches_ready_and_shows_what_was_generated() -> Result<()> {
             ],
             None,
         )?;
-        let foreign_uids = [
-            uid("llsd", FOREIGN)?,
-            uid("secret", &format!("{FOREIGN}-auth"))?,
-            uid("configmap", &format!("{FOREIGN}-notes"))?,
-        ];
+        let before = foreign_uids()?;
         kubectl(
             &[
                 "-n",
@@ -242,14 +247,10 @@ fn make_demo_reaches_ready_and_shows_what_was_generated() -> Result<()> {
             uid("llsd", "simple")? != sample_uid,
             "the second run reconciles the sample afresh (a new object)"
         );
-        let after = [
-            uid("llsd", FOREIGN)?,
-            uid("secret", &format!("{FOREIGN}-auth"))?,
-            uid("configmap", &format!("{FOREIGN}-notes"))?,
-        ];
+        let after = foreign_uids()?;
         ensure!(
-            after == foreign_uids,
-            "the demo replaced or deleted a user's object: {foreign_uids:?} -> {after:?}"
+            after == before,
+            "the demo replaced or deleted a user's object: {before:?} -> {after:?}"
         );
         ensure!(
             !second.contains("foreign-token-value"),

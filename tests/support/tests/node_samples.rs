@@ -91,6 +91,24 @@ async fn wait_ready(api: &Api<DynamicObject>, ns: &str, name: &str) -> Result<Dy
     })
 }
 
+/// Waits until CR `name` is Ready and its Service `<name>-service` answers; returns the CR, a
+/// client and the Service's URL.
+async fn serving(
+    client: &llsd_test_support::kube::Client,
+    ns: &str,
+    op: &Operator,
+    name: &str,
+) -> Result<(DynamicObject, reqwest::Client, String)> {
+    let api = llsd_api(client, ns, "v1alpha2");
+    let cr = wait_ready(&api, ns, name)
+        .await
+        .with_context(|| op.log_text())?;
+    let http = http_client()?;
+    let url = service_url(client, ns, &format!("{name}-service")).await?;
+    wait_answering(&http, &url).await?;
+    Ok((cr, http, url))
+}
+
 /// The ids of the providers the server reports, as `api/provider_id/provider_type`.
 async fn providers(http: &reqwest::Client, url: &str) -> Result<Vec<String>> {
     let v = get_json(http, &format!("{url}/v1/providers")).await?;
@@ -156,17 +174,11 @@ async fn assert_no_secret_value(
 #[tokio::test]
 async fn simple_sample_serves_its_model_from_the_real_server() -> Result<()> {
     let (client, ns, op) = setup("node-simple").await?;
-    let api = llsd_api(&client, ns.name(), "v1alpha2");
     apply_sample(ns.name(), "v1alpha2-simple.yaml")?;
-    wait_ready(&api, ns.name(), "simple")
-        .await
-        .with_context(|| op.log_text())?;
+    let (_, http, url) = serving(&client, ns.name(), &op, "simple").await?;
     let pods = ready_server_pods(&client, ns.name(), "simple").await?;
     ensure!(pods.len() == 1, "one Ready server pod, got {}", pods.len());
 
-    let http = http_client()?;
-    let url = service_url(&client, ns.name(), "simple-service").await?;
-    wait_answering(&http, &url).await?;
     let version = get_json(&http, &format!("{url}/v1/version")).await?;
     ensure!(version["version"] == "0.7.3", "server version: {version}");
     let providers = providers(&http, &url).await?;
@@ -234,12 +246,7 @@ async fn config_change_rolls_out_without_a_failed_request() -> Result<()> {
         "v1alpha2-simple.yaml",
         json!({"workload": {"resources": {"requests": {"cpu": "500m", "memory": "1Gi"}}}}),
     )?;
-    let before = wait_ready(&api, ns.name(), "simple")
-        .await
-        .with_context(|| op.log_text())?;
-    let url = service_url(&client, ns.name(), "simple-service").await?;
-    let http = http_client()?;
-    wait_answering(&http, &url).await?;
+    let (before, http, url) = serving(&client, ns.name(), &op, "simple").await?;
 
     // The loop: one GET /v1/models every 50 ms, each on a new connection.
     let stop = Arc::new(AtomicBool::new(false));
@@ -336,15 +343,8 @@ async fn postgres_sample_keeps_its_records_in_the_real_database() -> Result<()> 
         ],
         None,
     )?;
-    let api = llsd_api(&client, ns.name(), "v1alpha2");
     apply_sample(ns.name(), "v1alpha2-postgres.yaml")?;
-    wait_ready(&api, ns.name(), "team-chat")
-        .await
-        .with_context(|| op.log_text())?;
-
-    let http = http_client()?;
-    let url = service_url(&client, ns.name(), "team-chat-service").await?;
-    wait_answering(&http, &url).await?;
+    let (_, http, url) = serving(&client, ns.name(), &op, "team-chat").await?;
     let providers = providers(&http, &url).await?;
     ensure!(
         !providers.iter().any(|p| p.starts_with("eval/")),
@@ -408,14 +408,8 @@ async fn postgres_sample_keeps_its_records_in_the_real_database() -> Result<()> 
 #[tokio::test]
 async fn override_sample_runs_the_users_config_on_its_port() -> Result<()> {
     let (client, ns, op) = setup("node-override").await?;
-    let api = llsd_api(&client, ns.name(), "v1alpha2");
     apply_sample(ns.name(), "v1alpha2-override.yaml")?;
-    wait_ready(&api, ns.name(), "override")
-        .await
-        .with_context(|| op.log_text())?;
-    let http = http_client()?;
-    let url = service_url(&client, ns.name(), "override-service").await?;
-    wait_answering(&http, &url).await?;
+    let (_, http, url) = serving(&client, ns.name(), &op, "override").await?;
     ensure!(
         url.ends_with(":8080"),
         "the Service port is the sample's 8080: {url}"
