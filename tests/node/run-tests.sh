@@ -15,7 +15,10 @@ source "$HERE/lib.sh"
 set +e
 
 # The images the tests run: containerd gets them before any pod needs them.
-IMAGES="pause busybox starter stand-in-openai postgres"
+IMAGES="pause busybox starter stand-in-openai postgres redis"
+# Images the tests push to a loopback registry, for the kubelet to pull from there: built
+# (cached), never imported, so a pull really fetches them.
+PUSHED_IMAGES="external-provider"
 
 DEMO_NS=llsd-demo
 BORROWED=llsd.test/replicas-before-tests
@@ -71,6 +74,8 @@ if [[ -z "$kubeconfig" || ! -s "$kubeconfig" ]]; then
   echo "run-tests: tests/node/up failed" >&2
   exit 1
 fi
+# shellcheck disable=SC2086  # a list of names
+"$HERE/images/build.sh" $PUSHED_IMAGES >/dev/null || { echo "run-tests: images/build.sh $PUSHED_IMAGES failed" >&2; exit 1; }
 # An operator `make demo` left running answers the demo namespace's webhooks and the CRD's
 # conversion: the tests point those at their own operators.
 if llsd_demo_operator_pid >/dev/null; then

@@ -7,12 +7,15 @@
 #   starter           docker.io/llamastack/distribution-starter:<version>  (configs/distributions.json)
 #                     llama-stack in /opt/llama on Debian trixie; pins in starter-requirements.txt
 #   stand-in-openai   localhost/llsd-stand-in-openai:1  an OpenAI-compatible fake standing in for vLLM
-#   postgres          localhost/llsd-postgres:1       Debian's postgresql, initialised from env
+#   postgres          localhost/llsd-postgres:1       Debian's postgresql + pgvector, set up from env
+#   redis             localhost/llsd-redis:1          Debian's redis-server, password from env
 #   external-provider localhost/llsd-acme-provider:1  an external provider image (acme-provider/)
 #
 # Usage: build.sh NAME...   (default: all). For each NAME prints one stdout line
 #            NAME IMAGE_REF ARCHIVE_PATH
 #        progress goes to stderr. Needs root (mmdebstrap, overlay mounts, chroot).
+#        build.sh --cached NAME... prints the same lines without building, and fails unless
+#        every archive is cached for its current inputs.
 #
 # Archives are cached under ${LLSD_CACHE_DIR:-$HOME/.cache/llama-stack-operator}/images/, keyed
 # by a sha256 of every input (this script's recipe functions, the files they read, the Debian
@@ -21,8 +24,8 @@
 # security updates, so a cold build some weeks later can differ: the key means "same recipe".
 #
 # Layers: Debian trixie minbase with python3 (the "base" layer, shared by starter,
-# stand-in-openai, postgres and external-provider) + one layer per image, made by running the
-# image's steps in a chroot over an overlay mount of the base: the overlay's upper directory is
+# stand-in-openai, postgres, redis and external-provider) + one layer per image, made by running
+# the image's steps in a chroot over an overlay mount of the base: the overlay's upper directory is
 # exactly that layer. All layers are uncompressed (see oci_image.py).
 set -euo pipefail
 
@@ -37,7 +40,7 @@ DEBIAN_MIRROR=http://deb.debian.org/debian
 # zip can hold). Python caches in the images are hash-based, so file times do not matter.
 IMAGE_MTIME=315532800
 
-LLSD_ALL_IMAGES=(pause busybox starter stand-in-openai postgres external-provider)
+LLSD_ALL_IMAGES=(pause busybox starter stand-in-openai postgres redis external-provider)
 
 log() { echo "images/build.sh: $*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -66,6 +69,7 @@ image_ref() {
     starter) _starter_ref ;;
     stand-in-openai) echo localhost/llsd-stand-in-openai:1 ;;
     postgres) echo localhost/llsd-postgres:1 ;;
+    redis) echo localhost/llsd-redis:1 ;;
     external-provider) echo localhost/llsd-acme-provider:1 ;;
     *) die "unknown image: $1 (known: ${LLSD_ALL_IMAGES[*]})" ;;
   esac
@@ -78,6 +82,7 @@ _image_files() {
     starter) echo starter-requirements.txt starter/tiktoken_cache.py ;;
     stand-in-openai) echo stand-in-openai/stand_in.py ../../python/fake_openai_server.py ;;
     postgres) echo postgres/entrypoint.sh ;;
+    redis) echo redis/entrypoint.sh ;;
     external-provider)
       # shellcheck disable=SC2046  # one path a word: the file names have no spaces
       echo acme-provider/lls-provider-spec.yaml acme-provider/pyproject.toml acme-provider/build_wheel.py \
@@ -90,7 +95,8 @@ _image_files() {
 _image_estimate() {
   case "$1" in
     pause) echo "~10 s" ;; busybox) echo "~2 s" ;; starter) echo "1.5-4.5 min" ;;
-    stand-in-openai) echo "~2 s" ;; postgres) echo "15-50 s" ;; external-provider) echo "5-10 s" ;;
+    stand-in-openai) echo "~2 s" ;; postgres) echo "15-50 s" ;; redis) echo "5-20 s" ;;
+    external-provider) echo "5-10 s" ;;
   esac
 }
 
@@ -333,6 +339,16 @@ _recipe_starter() {
     # PyPI has them; the few sdist-only pins (pure Python) are built here.
     /opt/llama/bin/pip install --no-compile --no-deps --prefer-binary -r /run/in/starter-requirements.txt
     /opt/llama/bin/pip check
+    # The starter config as shipped keeps inline::transformers, whose module imports torch at
+    # start-up. PyPI has only the CUDA build of torch (with ~3 GiB of nvidia wheels) and the
+    # CPU index is unreachable: take Debian'"'"'s CPU build, python3-torch, for the same
+    # Python 3.13. The venv sees it through a .pth line added after the pip check, so
+    # /usr/lib/python3/dist-packages comes after the venv'"'"'s own site-packages: the pinned
+    # numpy & co. win, and pip never resolves against Debian'"'"'s packages.
+    apt-get update
+    apt-get install -y --no-install-recommends python3-torch
+    echo /usr/lib/python3/dist-packages >/opt/llama/lib/python3.13/site-packages/zz-debian-dist-packages.pth
+    /opt/llama/bin/python -c "import torch, numpy; assert torch.__file__.startswith(\"/usr/lib/python3/\"), torch.__file__; assert numpy.__file__.startswith(\"/opt/llama/\"), numpy.__file__"
     ln -s /opt/llama/bin/llama /usr/local/bin/llama
     # inline::faiss loads the cl100k_base encoding at start-up, and the encoding is a download
     # from openaipublic.blob.core.windows.net (not reachable from a test cluster). tiktoken
@@ -347,7 +363,7 @@ _recipe_starter() {
     # imported only by remote::oci, which no sample uses.
     pyc_exclude=/site-packages/oci/
     '"$(_layer_common)"'
-  ' /opt/llama
+  ' /opt/llama /usr/lib/python3/dist-packages
   _write_image starter "$out" --layer "$base" --layer "$work/layer" \
     --env PATH=/opt/llama/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     --env HOME=/ --env PYTHONUNBUFFERED=1 --env TIKTOKEN_CACHE_DIR=/opt/tiktoken-cache \
@@ -376,7 +392,7 @@ _recipe_stand_in_openai() {
 _recipe_postgres() {
   local work="$1" out="$2" base bindir
   base="$(_ensure_base)"
-  log "postgres: apt-get install postgresql in a $DEBIAN_SUITE chroot (15-50 s)…"
+  log "postgres: apt-get install postgresql and pgvector in a $DEBIAN_SUITE chroot (15-50 s)…"
   # shellcheck disable=SC2016  # run by the chroot's sh
   _in_overlay "$base" "$work/layer" '
     # No services started by maintainer scripts, and no "main" cluster: the entrypoint makes
@@ -390,8 +406,12 @@ _recipe_postgres() {
     useradd --system --uid 999 --gid 999 --home-dir /var/lib/postgresql --no-create-home \
       --shell /bin/sh --comment "PostgreSQL administrator" postgres
     apt-get update
+    # pgvector, for the vector_io provider of deploy/samples/v1alpha2-full.yaml: Debian builds
+    # it per server major (trixie: postgresql-17-pgvector), so the major of the metapackage.
+    major=$(apt-cache depends postgresql | sed -n "s/^ *Depends: postgresql-\([0-9][0-9]*\)\$/\1/p")
+    [ -n "$major" ] || { echo "postgres: no postgresql-NN in the depends of postgresql" >&2; exit 1; }
     # libnss-wrapper: initdb and postgres need a passwd entry for their uid (see the entrypoint).
-    apt-get install -y --no-install-recommends postgresql libnss-wrapper
+    apt-get install -y --no-install-recommends postgresql "postgresql-$major-pgvector" libnss-wrapper
     rm /usr/sbin/policy-rc.d
     # Drop the JIT (LLVM and z3, ~190 MiB, half the layer): postgres runs without it when its
     # llvmjit.so is missing, and no test query is worth compiling. Forced past the package
@@ -416,7 +436,39 @@ _recipe_postgres() {
     --env PGDATA=/var/lib/postgresql/data/pgdata --env PGHOST=/var/lib/postgresql/data/pgdata \
     --env LANG=C.UTF-8 \
     --entrypoint '["/usr/local/bin/llsd-postgres-entrypoint"]' --user 999:999 --stop-signal SIGINT \
-    --label "org.opencontainers.image.description=Debian $DEBIAN_SUITE PostgreSQL ($(basename "$(dirname "$bindir")")) for the real-node tests; env POSTGRES_USER/POSTGRES_PASSWORD/POSTGRES_DB"
+    --label "org.opencontainers.image.description=Debian $DEBIAN_SUITE PostgreSQL ($(basename "$(dirname "$bindir")")) with pgvector for the real-node tests; env POSTGRES_USER/POSTGRES_PASSWORD/POSTGRES_DB"
+}
+
+_recipe_redis() {
+  local work="$1" out="$2" base version
+  base="$(_ensure_base)"
+  log "redis: apt-get install redis-server in a $DEBIAN_SUITE chroot (5-20 s)…"
+  # shellcheck disable=SC2016  # run by the chroot's sh
+  _in_overlay "$base" "$work/layer" '
+    # No service started by maintainer scripts: the entrypoint runs redis-server with its own
+    # config (the /etc/redis/redis.conf of the package is left as shipped, and unused).
+    printf "#!/bin/sh\nexit 101\n" >/usr/sbin/policy-rc.d
+    chmod 755 /usr/sbin/policy-rc.d
+    # A fixed uid/gid (999, like the Docker Hub image) before the package picks a free one.
+    groupadd --system --gid 999 redis
+    useradd --system --uid 999 --gid 999 --home-dir /var/lib/redis --no-create-home \
+      --shell /usr/sbin/nologin --comment "Redis" redis
+    apt-get update
+    apt-get install -y --no-install-recommends redis-server
+    rm /usr/sbin/policy-rc.d
+    install -m 0755 /run/in/redis/entrypoint.sh /usr/local/bin/llsd-redis-entrypoint
+    install -d -m 0775 -o 999 -g 999 /data
+    # What would differ from build to build: the aux cache of ldconfig, a log.
+    rm -f /var/cache/ldconfig/aux-cache /var/log/alternatives.log
+    '"$(_layer_common)"'
+  '
+  version="$(awk '$1 == "Package:" { p = $2 } p == "redis-server" && $1 == "Version:" { print $2; exit }' \
+    "$work/layer/var/lib/dpkg/status")"
+  [[ -n "$version" ]] || die "redis: redis-server is not in the layer's dpkg status"
+  _write_image redis "$out" --layer "$base" --layer "$work/layer" \
+    --env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    --entrypoint '["/usr/local/bin/llsd-redis-entrypoint"]' --user 999:999 --workdir /data \
+    --label "org.opencontainers.image.description=Debian $DEBIAN_SUITE Redis ($version) for the real-node tests; env REDIS_PASSWORD (required), port 6379, data dir /data"
 }
 
 _recipe_external_provider() {
@@ -481,7 +533,26 @@ llsd_build_images() {
   exec 9>&-
 }
 
+# --cached: the lines a build would print, only when every archive is already cached for the
+# current inputs (exit 1 otherwise); no lock, no root, no build. tests/node/up compares them with
+# what it imported last, so a changed recipe is rebuilt and imported, and an unchanged one costs
+# nothing.
+llsd_cached_images() {
+  local name key out
+  for name in "$@"; do
+    key="$(_image_key "$name")"
+    out="$LLSD_IMAGES_DIR/$name-$key.tar"
+    [[ -s "$out" && -s "$out.digest" ]] || return 1
+    echo "$name $(image_ref "$name") $out"
+  done
+}
+
 if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
+  if [[ "${1:-}" == --cached ]]; then
+    shift
+    llsd_cached_images "$@"
+    exit
+  fi
   if [[ $# -eq 0 ]]; then set -- "${LLSD_ALL_IMAGES[@]}"; fi
   llsd_build_images "$@"
 fi

@@ -5,8 +5,9 @@ tar files, with the Python standard library only: no Docker, buildah, umoci or s
     oci_image.py --name NAME (--out FILE.tar | --push http://127.0.0.1:PORT/REPO:TAG)
                  [--layer DIR_OR_TAR]... [--env K=V]... [--entrypoint JSON_LIST] [--cmd JSON_LIST]
                  [--workdir DIR] [--user USER] [--label K=V]... [--stop-signal SIG] [--mtime EPOCH]
-    oci_image.py --from-archive FILE.tar --push http://127.0.0.1:PORT/REPO:TAG
-                 (pushes an archive this tool wrote, e.g. one of build.sh's, unchanged)
+    oci_image.py --from-archive FILE.tar [--label K=V]... --push http://127.0.0.1:PORT/REPO:TAG
+                 (pushes an archive this tool wrote, e.g. one of build.sh's, unchanged; with
+                 --label, the same layers under a config that also carries these labels)
 
 Prints the manifest digest (sha256:...) on stdout; progress goes to stderr.
 
@@ -30,7 +31,8 @@ hash it, once to write it, so no temporary copy), and a change between the two r
 --push uploads the blobs then the manifest with the OCI distribution API (monolithic blob PUTs,
 blobs the registry already has are skipped). Plain HTTP only: it is meant for a loopback test
 registry. With --from-archive the manifest and blobs are the archive's, byte for byte, so the
-pushed image has the digest that `ctr images import` gives the archive.
+pushed image has the digest that `ctr images import` gives the archive (unless --label adds
+labels: then the config and the manifest are new, the layers still the archive's).
 """
 
 import argparse
@@ -456,8 +458,8 @@ class ArchiveBlob:
             die(f"blob {self.digest} in the archive does not match its digest")
 
 
-def from_archive(path):
-    """(layers, config, manifest) of an OCI archive with one image."""
+def from_archive(path, labels=None):
+    """(layers, config, manifest) of an OCI archive with one image, `labels` (a dict) added."""
     tar = tarfile.open(path, mode="r:")
     members = {m.name.lstrip("./"): m for m in tar.getmembers()}
     if "index.json" not in members:
@@ -469,7 +471,16 @@ def from_archive(path):
     if manifest.digest != mdesc["digest"]:
         die(f"{path}: the manifest does not match its digest")
     m = json.loads(manifest.data)
-    return [ArchiveBlob(tar, members, d) for d in m["layers"]], ArchiveBlob(tar, members, m["config"]), manifest
+    layers = [ArchiveBlob(tar, members, d) for d in m["layers"]]
+    config_blob = ArchiveBlob(tar, members, m["config"])
+    if not labels:
+        return layers, config_blob, manifest
+    # The labels added to the image's config: a new config blob, hence a new manifest.
+    config = json.loads(tar.extractfile(config_blob.member).read())
+    config.setdefault("config", {}).setdefault("Labels", {}).update(labels)
+    new_config = Blob(canonical_json(config), m["config"]["mediaType"])
+    m["config"] = {**m["config"], "digest": new_config.digest, "size": len(new_config.data)}
+    return layers, new_config, Blob(canonical_json(m), mdesc["mediaType"])
 
 
 def main():
@@ -495,9 +506,9 @@ def main():
     )
     args = p.parse_args()
     if args.from_archive:
-        if not args.push or args.out or args.name or args.layer:
-            die("--from-archive takes --push URL only")
-        layers, image_config, manifest = from_archive(args.from_archive)
+        if not args.push or args.out or args.name or args.layer or args.env or args.cmd or args.entrypoint:
+            die("--from-archive takes --push URL and --label K=V only")
+        layers, image_config, manifest = from_archive(args.from_archive, key_values(args.label, "--label"))
     else:
         if not args.name:
             die("--name is required")

@@ -23,8 +23,8 @@ mod common;
 use common::cr::{phase, status, wait_cr};
 use common::llsd_api;
 use common::node::{
-    SERVER_READY, data, get_json, http_client, post_json, ready_server_pods, root, server_log,
-    service_url, stand_in_vllm, until, wait_answering,
+    HostPathVolume, SERVER_READY, data, get_json, http_client, post_json, ready_server_pods, root,
+    server_log, service_url, stand_in_vllm, until, wait_answering,
 };
 use common::operator::Operator;
 
@@ -494,6 +494,300 @@ async fn tls_serves_https_with_the_secrets_certificate() -> Result<()> {
         "the TLS server also answered plain HTTP: {over_http:?}"
     );
     ns.delete().await
+}
+
+/// The Authorization headers of the chat completions the backend at `backend` received.
+async fn chat_authorizations(http: &reqwest::Client, backend: &str) -> Result<Vec<String>> {
+    let seen = get_json(http, &format!("{backend}/debug/requests")).await?;
+    Ok(seen
+        .as_array()
+        .context("requests")?
+        .iter()
+        .filter(|r| {
+            r["path"]
+                .as_str()
+                .is_some_and(|p| p.ends_with("/chat/completions"))
+        })
+        .map(|r| r["authorization"].as_str().unwrap_or_default().to_string())
+        .collect())
+}
+
+/// deploy/samples/v1alpha2-multi-provider.yaml, unchanged: both inference providers run, each
+/// model is registered with the provider its entry names, and a chat completion on the
+/// in-cluster model reaches the stand-in for vLLM with that provider's Secret. The hosted API
+/// (api.openai.com) is not reachable from the test node: the server starts regardless (it
+/// logs that it skipped listing that provider's models), as it would during an outage.
+#[tokio::test]
+async fn multi_provider_sample_registers_each_model_with_its_provider() -> Result<()> {
+    let (client, ns, op) = setup("node-multi").await?;
+    apply_sample(ns.name(), "v1alpha2-multi-provider.yaml")?;
+    let (_, http, url) = serving(&client, ns.name(), &op, "multi-provider").await?;
+    let mut inference: Vec<String> = providers(&http, &url)
+        .await?
+        .into_iter()
+        .filter(|p| p.starts_with("inference/"))
+        .collect();
+    inference.sort();
+    ensure!(
+        inference
+            == [
+                "inference/openai/remote::openai",
+                "inference/vllm-local/remote::vllm"
+            ],
+        "inference providers: {inference:?}"
+    );
+    let models = model_ids(&http, &url).await?;
+    for want in [
+        "vllm-local/meta-llama/Llama-3.1-8B-Instruct",
+        "vllm-local/meta-llama/Llama-3.3-70B-Instruct",
+        "openai/gpt-4o-mini",
+    ] {
+        ensure!(
+            models.contains(&want.to_string()),
+            "the server lacks {want}: {models:?}"
+        );
+    }
+    let backend = service_url(&client, "models", "vllm").await?;
+    http.delete(format!("{backend}/debug/requests"))
+        .send()
+        .await?;
+    post_json(
+        &http,
+        &format!("{url}/v1/chat/completions"),
+        &json!({"model": "vllm-local/meta-llama/Llama-3.3-70B-Instruct",
+                "messages": [{"role": "user", "content": "Say hello"}]}),
+    )
+    .await?;
+    let auth = chat_authorizations(&http, &backend).await?;
+    ensure!(
+        auth == [format!("Bearer {SIMPLE_TOKEN}")],
+        "the stand-in got {auth:?}, not the chat with multi-vllm-auth's token"
+    );
+    for secret in [SIMPLE_TOKEN, "sk-fake-openai-key-replace-me"] {
+        assert_no_secret_value(&client, ns.name(), &op, secret).await?;
+    }
+    ns.delete().await
+}
+
+/// deploy/samples/v1alpha1-starter.yaml, unchanged, written in the upstream operator's API
+/// version: the shipped starter config runs as the distribution has it (its inline
+/// transformers providers included), `containerSpec.env`'s OLLAMA_URL turns its ollama
+/// provider on, and the server's home is the PersistentVolumeClaim of `server.storage`.
+#[tokio::test]
+async fn v1alpha1_starter_sample_runs_the_shipped_starter_config() -> Result<()> {
+    let (client, ns, op) = setup("node-v1-starter").await?;
+    let volume = HostPathVolume::create(ns.name(), "starter-v1-pvc", "20Gi")?;
+    apply_sample(ns.name(), "v1alpha1-starter.yaml")?;
+    let (_, http, url) = serving(&client, ns.name(), &op, "starter-v1").await?;
+    let providers = providers(&http, &url).await?;
+    for want in [
+        "inference/ollama/remote::ollama",
+        "inference/sentence-transformers/inline::sentence-transformers",
+        "inference/transformers/inline::transformers",
+        "vector_io/faiss/inline::faiss",
+        "safety/llama-guard/inline::llama-guard",
+    ] {
+        ensure!(
+            providers.contains(&want.to_string()),
+            "the server lacks {want} of the starter config: {providers:?}"
+        );
+    }
+    let pods = ready_server_pods(&client, ns.name(), "starter-v1").await?;
+    ensure!(
+        pods.len() == 1,
+        "replicas: 1, got {} Ready pods",
+        pods.len()
+    );
+    let volumes = serde_json::to_value(&pods[0].spec.as_ref().context("pod spec")?.volumes)?;
+    ensure!(
+        volumes
+            .to_string()
+            .contains(r#""claimName":"starter-v1-pvc""#),
+        "the pod does not mount starter-v1-pvc: {volumes}"
+    );
+    ns.delete().await?;
+    volume.delete()
+}
+
+/// deploy/samples/v1alpha1-full.yaml, unchanged: the user's own config.yaml from `userConfig`
+/// runs on both replicas (the HPA's minimum) as the ServiceAccount of `podOverrides`, reads
+/// `${env.VLLM_URL}` and the Secret-backed `${env.VLLM_API_TOKEN}` from `containerSpec.env`,
+/// and keeps its sqlite stores on the PersistentVolumeClaim at `storage.mountPath`.
+#[tokio::test]
+async fn v1alpha1_full_sample_runs_the_users_config_on_its_volume() -> Result<()> {
+    let (client, ns, op) = setup("node-v1-full").await?;
+    let volume = HostPathVolume::create(ns.name(), "full-v1-pvc", "20Gi")?;
+    apply_sample(ns.name(), "v1alpha1-full.yaml")?;
+    let (_, http, url) = serving(&client, ns.name(), &op, "full-v1").await?;
+    until("both replicas Ready", SERVER_READY, || async {
+        Ok(ready_server_pods(&client, ns.name(), "full-v1")
+            .await?
+            .len()
+            == 2)
+    })
+    .await?;
+    for pod in ready_server_pods(&client, ns.name(), "full-v1").await? {
+        let sa = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.service_account_name.clone());
+        ensure!(
+            sa.as_deref() == Some("full-v1-runtime"),
+            "pod {:?} runs as {sa:?}",
+            pod.metadata.name
+        );
+    }
+    let providers = providers(&http, &url).await?;
+    ensure!(
+        providers == ["inference/vllm/remote::vllm"],
+        "providers beyond the user's config: {providers:?}"
+    );
+    let model = format!("vllm/{SIMPLE_MODEL}");
+    let models = model_ids(&http, &url).await?;
+    ensure!(
+        models.contains(&model),
+        "the server lacks {model}: {models:?}"
+    );
+    let backend = service_url(&client, "models", "vllm").await?;
+    http.delete(format!("{backend}/debug/requests"))
+        .send()
+        .await?;
+    post_json(
+        &http,
+        &format!("{url}/v1/chat/completions"),
+        &json!({"model": model, "messages": [{"role": "user", "content": "Say hello"}]}),
+    )
+    .await?;
+    let auth = chat_authorizations(&http, &backend).await?;
+    ensure!(
+        auth == [format!("Bearer {SIMPLE_TOKEN}")],
+        "VLLM_API_TOKEN did not reach the backend: {auth:?}"
+    );
+    let files = volume.files()?;
+    ensure!(
+        files.iter().any(|f| f == "kvstore.db"),
+        "the user's config keeps kvstore.db on the volume; it holds {files:?}"
+    );
+    assert_no_secret_value(&client, ns.name(), &op, SIMPLE_TOKEN).await?;
+    ns.delete().await?;
+    volume.delete()
+}
+
+/// `networking.tls.caBundle`: the simple sample pointed at an HTTPS backend (the stand-in for
+/// vLLM serving a certificate of a private CA). Without the bundle the server cannot verify
+/// it and the chat completion fails; with the CA's PEM in the bundle's ConfigMap the change
+/// rolls out and the same request reaches the backend over verified TLS.
+#[tokio::test]
+async fn ca_bundle_lets_the_server_trust_a_private_ca() -> Result<()> {
+    let (client, ns, op) = setup("node-ca").await?;
+    let host = format!("vllm-tls.{}.svc", ns.name());
+    let (ca, cert, key) = serving_certificate(&host)?;
+    stand_in_https(ns.name(), &cert, &key)?;
+    let endpoint = format!("https://{host}:8443/v1");
+    let inference = json!([{"provider": "vllm", "endpoint": endpoint,
+        "apiKey": {"secretKeyRef": {"name": "simple-vllm-auth", "key": "token"}}}]);
+    apply_sample_with(
+        ns.name(),
+        "v1alpha2-simple.yaml",
+        json!({"providers": {"inference": inference}}),
+    )?;
+    let (_, http, url) = serving(&client, ns.name(), &op, "simple").await?;
+    let chat = json!({"model": format!("vllm/{SIMPLE_MODEL}"),
+                      "messages": [{"role": "user", "content": "Say hello"}]});
+    let untrusted = post_json(&http, &format!("{url}/v1/chat/completions"), &chat).await;
+    ensure!(
+        untrusted.is_err(),
+        "the server reached the private-CA backend without the CA bundle: {untrusted:?}"
+    );
+
+    let bundle = json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "private-ca"}, "data": {"ca-bundle.crt": ca}});
+    kubectl(
+        &["-n", ns.name(), "apply", "-f", "-"],
+        Some(&bundle.to_string()),
+    )?;
+    let api = llsd_api(&client, ns.name(), "v1alpha2");
+    api.patch(
+        "simple",
+        &PatchParams::default(),
+        &Patch::Merge(
+            &json!({"spec": {"networking": {"tls": {"caBundle": {"configMapName": "private-ca"}}}}}),
+        ),
+    )
+    .await?;
+    wait_ready(&api, ns.name(), "simple")
+        .await
+        .with_context(|| op.log_text())?;
+    // Ready is reported once a new pod is; wait until no pod without the bundle is left.
+    until("the old pod gone", SERVER_READY, || async {
+        let all = Api::<llsd_test_support::k8s_openapi::api::core::v1::Pod>::namespaced(
+            client.clone(),
+            ns.name(),
+        )
+        .list(&ListParams::default().labels("app.kubernetes.io/instance=simple"))
+        .await?;
+        Ok(all.items.len() == 1
+            && ready_server_pods(&client, ns.name(), "simple").await?.len() == 1)
+    })
+    .await?;
+    wait_answering(&http, &url).await?;
+    let reply = post_json(&http, &format!("{url}/v1/chat/completions"), &chat)
+        .await
+        .with_context(|| server_log(ns.name(), "simple"))?;
+    ensure!(
+        reply["choices"][0]["message"]["content"] == "hello from the fake backend",
+        "chat completion over the private CA: {reply}"
+    );
+    ns.delete().await
+}
+
+/// The stand-in for vLLM as `vllm-tls` in namespace `ns`, serving HTTPS on 8443 with `cert`.
+fn stand_in_https(ns: &str, cert: &str, key: &str) -> Result<()> {
+    let labels = json!({"app.kubernetes.io/name": "vllm-tls-stand-in"});
+    let objects = json!({"apiVersion": "v1", "kind": "List", "items": [
+        {"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
+         "metadata": {"name": "vllm-tls-serving"},
+         "stringData": {"tls.crt": cert, "tls.key": key}},
+        {"apiVersion": "apps/v1", "kind": "Deployment",
+         "metadata": {"name": "vllm-tls",
+                      "annotations": {"llamastack.io/stand-in": "An OpenAI-compatible fake standing in for vLLM, over HTTPS"}},
+         "spec": {"replicas": 1, "selector": {"matchLabels": labels},
+          "template": {"metadata": {"labels": labels}, "spec": {
+            "automountServiceAccountToken": false,
+            "securityContext": {"runAsNonRoot": true, "runAsUser": 1001,
+                                "seccompProfile": {"type": "RuntimeDefault"}},
+            "volumes": [{"name": "tls", "secret": {"secretName": "vllm-tls-serving"}}],
+            "containers": [{
+              "name": "stand-in", "image": "localhost/llsd-stand-in-openai:1",
+              "imagePullPolicy": "IfNotPresent",
+              "env": [
+                {"name": "STAND_IN_PORT", "value": "8443"},
+                {"name": "STAND_IN_TLS_CERT", "value": "/tls/tls.crt"},
+                {"name": "STAND_IN_TLS_KEY", "value": "/tls/tls.key"},
+                {"name": "STAND_IN_MODELS", "value": SIMPLE_MODEL}],
+              "ports": [{"name": "https", "containerPort": 8443}],
+              "readinessProbe": {"httpGet": {"path": "/health", "port": "https", "scheme": "HTTPS"},
+                                 "periodSeconds": 2},
+              "volumeMounts": [{"name": "tls", "mountPath": "/tls", "readOnly": true}],
+              "resources": {"requests": {"memory": "32Mi"}, "limits": {"memory": "128Mi"}},
+              "securityContext": {"allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true,
+                                  "capabilities": {"drop": ["ALL"]}}}]}}}},
+        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "vllm-tls"},
+         "spec": {"selector": labels, "ports": [{"name": "https", "port": 8443, "targetPort": "https"}]}},
+    ]});
+    kubectl(&["-n", ns, "apply", "-f", "-"], Some(&objects.to_string()))?;
+    kubectl(
+        &[
+            "-n",
+            ns,
+            "rollout",
+            "status",
+            "deployment/vllm-tls",
+            "--timeout=120s",
+        ],
+        None,
+    )?;
+    Ok(())
 }
 
 /// A fresh CA and a serving certificate it signed for `host`: (CA PEM, certificate PEM, key PEM).

@@ -4,9 +4,10 @@
 It serves tests/python/fake_openai_server.py (copied unchanged beside this file in the image) on
 the pod network instead of 127.0.0.1, and adds what a test on a real node needs:
 
-    stand_in.py [--host H] [--port P] [--models a,b]
+    stand_in.py [--host H] [--port P] [--models a,b] [--tls-cert PEM --tls-key PEM]
         defaults from env STAND_IN_HOST (0.0.0.0), STAND_IN_PORT (8000),
-        STAND_IN_MODELS (fake/model-a,fake/model-b)
+        STAND_IN_MODELS (fake/model-a,fake/model-b), STAND_IN_TLS_CERT, STAND_IN_TLS_KEY
+        (with both, it serves HTTPS only: a backend behind a private CA, for the CA-bundle test)
 
   GET  /v1/models, /health, /v1/health   as the fake (llama-stack's remote::vllm lists models
                                          at start-up and checks GET <base_url minus /v1>/health)
@@ -28,6 +29,7 @@ import io
 import json
 import os
 import signal
+import ssl
 import sys
 import time
 from http.server import ThreadingHTTPServer
@@ -44,6 +46,13 @@ for attr in ("Handler", "MODELS"):
 
 
 class Handler(fake.Handler):
+    def setup(self):
+        # HTTPS: the TLS handshake, here in the connection's thread (see main()).
+        if isinstance(self.request, ssl.SSLSocket):
+            self.request.settimeout(30)
+            self.request.do_handshake()
+        super().setup()
+
     def _record(self, model=None, stream=None):
         REQUESTS.append({
             "method": self.command,
@@ -122,11 +131,24 @@ def main():
     p.add_argument("--port", type=int, default=int(os.environ.get("STAND_IN_PORT", "8000")))
     p.add_argument("--models", default=os.environ.get("STAND_IN_MODELS", ",".join(fake.MODELS)),
                    help="comma-separated model ids that GET /v1/models lists")
+    p.add_argument("--tls-cert", default=os.environ.get("STAND_IN_TLS_CERT"),
+                   help="PEM certificate chain: serve HTTPS (with --tls-key)")
+    p.add_argument("--tls-key", default=os.environ.get("STAND_IN_TLS_KEY"))
     args = p.parse_args()
+    if bool(args.tls_cert) != bool(args.tls_key):
+        p.error("--tls-cert and --tls-key go together")
     fake.MODELS = tuple(m.strip() for m in args.models.split(",") if m.strip())
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     server = ThreadingHTTPServer((args.host, args.port), Handler)
-    print(f"stand-in (fake vLLM): listening on {args.host}:{args.port}, models {', '.join(fake.MODELS)}",
+    scheme = "http"
+    if args.tls_cert:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        ctx.load_cert_chain(args.tls_cert, args.tls_key)
+        # The handshake runs in the request's thread, not in the accept loop.
+        server.socket = ctx.wrap_socket(server.socket, server_side=True, do_handshake_on_connect=False)
+        scheme = "https"
+    print(f"stand-in (fake vLLM): listening on {scheme}://{args.host}:{args.port}, models {', '.join(fake.MODELS)}",
           file=sys.stderr, flush=True)
     server.serve_forever()
 

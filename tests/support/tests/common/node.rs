@@ -172,3 +172,50 @@ where
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
+
+/// A hostPath PersistentVolume pre-bound to claim `ns/claim`: the test node has no volume
+/// provisioner, and the samples' PVCs name no StorageClass, so this is what an administrator
+/// would do. The directory is on this machine (the node), world-writable because the server
+/// runs as a non-root uid and hostPath volumes ignore fsGroup. `delete` removes both.
+pub struct HostPathVolume {
+    pub name: String,
+    pub dir: std::path::PathBuf,
+}
+
+impl HostPathVolume {
+    pub fn create(ns: &str, claim: &str, size: &str) -> Result<Self> {
+        use std::os::unix::fs::PermissionsExt;
+        let name = format!("{ns}-{claim}");
+        let dir = std::env::temp_dir().join(format!("llsd-pv-{name}"));
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o1777))?;
+        let pv = serde_json::json!({
+            "apiVersion": "v1", "kind": "PersistentVolume",
+            "metadata": {"name": name, "labels": {"llsd.test/host-path": "true"}},
+            "spec": {
+                "capacity": {"storage": size},
+                "accessModes": ["ReadWriteOnce"],
+                "persistentVolumeReclaimPolicy": "Retain",
+                "hostPath": {"path": dir.to_string_lossy(), "type": "Directory"},
+                "claimRef": {"namespace": ns, "name": claim},
+            },
+        });
+        kubectl(&["apply", "-f", "-"], Some(&pv.to_string()))?;
+        Ok(Self { name, dir })
+    }
+
+    /// The names of the files the pods wrote into the volume.
+    pub fn files(&self) -> Result<Vec<String>> {
+        let mut names = Vec::new();
+        for entry in std::fs::read_dir(&self.dir)? {
+            names.push(entry?.file_name().to_string_lossy().into_owned());
+        }
+        Ok(names)
+    }
+
+    pub fn delete(self) -> Result<()> {
+        kubectl(&["delete", "pv", &self.name, "--ignore-not-found"], None)?;
+        std::fs::remove_dir_all(&self.dir)
+            .with_context(|| format!("removing {}", self.dir.display()))
+    }
+}
