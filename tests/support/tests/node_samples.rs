@@ -13,6 +13,8 @@ use llsd_test_support::k8s_openapi::api::apps::v1::Deployment;
 use llsd_test_support::k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use llsd_test_support::kube::api::{Api, ListParams, Patch, PatchParams};
 use llsd_test_support::kube::core::DynamicObject;
+use llsd_test_support::registry::fixtures::b64;
+use llsd_test_support::registry::{RegistryOptions, TestRegistry};
 use llsd_test_support::{TestNamespace, client, kubectl};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -36,7 +38,43 @@ const SIMPLE_MODEL: &str = "meta-llama/Llama-3.1-8B-Instruct";
 async fn setup(prefix: &str) -> Result<(llsd_test_support::kube::Client, TestNamespace, Operator)> {
     let client = client().await?;
     common::install_crd(&client, llama_stack_operator::api::crd::crd()?).await?;
-    let ns = TestNamespace::create(&client, prefix).await?;
+    let ns = restricted_namespace(&client, prefix).await?;
+    let op = Operator::start(ns.name(), &[]).await?;
+    stand_in_vllm()?;
+    Ok((client, ns, op))
+}
+
+/// As [`setup`], the operator reading images from the plain-HTTP loopback registry `host`.
+async fn setup_reading(
+    prefix: &str,
+    host: &str,
+) -> Result<(llsd_test_support::kube::Client, TestNamespace, Operator)> {
+    let client = client().await?;
+    common::install_crd(&client, llama_stack_operator::api::crd::crd()?).await?;
+    let ns = restricted_namespace(&client, prefix).await?;
+    let op = Operator::start(ns.name(), &["--registry-plain-http", host]).await?;
+    stand_in_vllm()?;
+    Ok((client, ns, op))
+}
+
+/// As [`setup`], with the CRD's conversion webhook served by the operator, so v1alpha1 objects
+/// are stored (as v1alpha2) the way the installs in deploy/ store them. End the test with
+/// [`common::operator::finish_converting`].
+async fn setup_converting(
+    prefix: &str,
+) -> Result<(llsd_test_support::kube::Client, TestNamespace, Operator)> {
+    let client = client().await?;
+    let ns = restricted_namespace(&client, prefix).await?;
+    let op = common::operator::start_converting(&client, ns.name(), &[]).await?;
+    stand_in_vllm()?;
+    Ok((client, ns, op))
+}
+
+async fn restricted_namespace(
+    client: &llsd_test_support::kube::Client,
+    prefix: &str,
+) -> Result<TestNamespace> {
+    let ns = TestNamespace::create(client, prefix).await?;
     Api::<Namespace>::all(client.clone())
         .patch(
             ns.name(),
@@ -44,9 +82,7 @@ async fn setup(prefix: &str) -> Result<(llsd_test_support::kube::Client, TestNam
             &Patch::Merge(&json!({"metadata": {"labels": {"pod-security.kubernetes.io/enforce": "restricted"}}})),
         )
         .await?;
-    let op = Operator::start(ns.name(), &[]).await?;
-    stand_in_vllm()?;
-    Ok((client, ns, op))
+    Ok(ns)
 }
 
 /// Applies a file of deploy/samples as its header says (`kubectl apply -n <ns> -f <file>`).
@@ -56,17 +92,34 @@ fn apply_sample(ns: &str, file: &str) -> Result<()> {
     Ok(())
 }
 
-/// Applies a file of deploy/samples with `spec` merged into its LlamaStackDistribution.
+/// Applies a file of deploy/samples with `spec`'s top-level fields replacing those of its
+/// LlamaStackDistribution.
 fn apply_sample_with(ns: &str, file: &str, spec: Value) -> Result<()> {
+    apply_sample_edited(ns, file, |merged| {
+        let merged = merged.as_object_mut().context("spec")?;
+        for (k, val) in spec.as_object().context("a spec object")? {
+            merged.insert(k.clone(), val.clone());
+        }
+        Ok(())
+    })
+}
+
+/// Applies a file of deploy/samples after `edit` changed its LlamaStackDistribution's spec.
+fn apply_sample_edited(
+    ns: &str,
+    file: &str,
+    edit: impl FnOnce(&mut Value) -> Result<()>,
+) -> Result<()> {
     let text = std::fs::read_to_string(root().join("deploy/samples").join(file))?;
     let mut items = Vec::new();
+    let mut edit = Some(edit);
     for doc in serde_yaml::Deserializer::from_str(&text) {
         let mut v: Value = serde::Deserialize::deserialize(doc)?;
         if v["kind"] == "LlamaStackDistribution" {
-            let merged = v["spec"].as_object_mut().context("spec")?;
-            for (k, val) in spec.as_object().context("a spec object")? {
-                merged.insert(k.clone(), val.clone());
-            }
+            let edit = edit
+                .take()
+                .context("one LlamaStackDistribution per sample")?;
+            edit(&mut v["spec"])?;
         }
         if !v.is_null() {
             items.push(v);
@@ -199,35 +252,10 @@ async fn simple_sample_serves_its_model_from_the_real_server() -> Result<()> {
         "the server lacks {want}: {models:?}"
     );
 
-    let backend = service_url(&client, "models", "vllm").await?;
-    http.delete(format!("{backend}/debug/requests"))
-        .send()
-        .await?;
-    let reply = post_json(
-        &http,
-        &format!("{url}/v1/chat/completions"),
-        &json!({"model": want, "messages": [{"role": "user", "content": "Say hello"}]}),
-    )
-    .await?;
+    let auth = chat_through_stand_in(&client, &http, &url, &want).await?;
     ensure!(
-        reply["choices"][0]["message"]["content"] == "hello from the fake backend",
-        "chat completion: {reply}"
-    );
-    let seen = get_json(&http, &format!("{backend}/debug/requests")).await?;
-    let chat: Vec<&Value> = seen
-        .as_array()
-        .context("requests")?
-        .iter()
-        .filter(|r| {
-            r["path"]
-                .as_str()
-                .is_some_and(|p| p.ends_with("/chat/completions"))
-        })
-        .collect();
-    ensure!(
-        chat.iter()
-            .any(|r| r["authorization"] == format!("Bearer {SIMPLE_TOKEN}")),
-        "the backend did not receive the Secret's token: {seen}"
+        auth == [format!("Bearer {SIMPLE_TOKEN}")],
+        "the backend did not receive the Secret's token: {auth:?}"
     );
     assert_no_secret_value(&client, ns.name(), &op, SIMPLE_TOKEN).await?;
     ns.delete().await
@@ -496,6 +524,32 @@ async fn tls_serves_https_with_the_secrets_certificate() -> Result<()> {
     ns.delete().await
 }
 
+/// One chat completion on `model` through the server at `url`, answered by the stand-in for
+/// vLLM (whichever Service name the server's provider used): checks that the stand-in's reply
+/// came back, and returns the Authorization headers of the chats the stand-in received.
+async fn chat_through_stand_in(
+    client: &llsd_test_support::kube::Client,
+    http: &reqwest::Client,
+    url: &str,
+    model: &str,
+) -> Result<Vec<String>> {
+    let backend = service_url(client, "models", "vllm").await?;
+    http.delete(format!("{backend}/debug/requests"))
+        .send()
+        .await?;
+    let reply = post_json(
+        http,
+        &format!("{url}/v1/chat/completions"),
+        &json!({"model": model, "messages": [{"role": "user", "content": "Say hello"}]}),
+    )
+    .await?;
+    ensure!(
+        reply["choices"][0]["message"]["content"] == "hello from the fake backend",
+        "chat completion on {model}: {reply}"
+    );
+    chat_authorizations(http, &backend).await
+}
+
 /// The Authorization headers of the chat completions the backend at `backend` received.
 async fn chat_authorizations(http: &reqwest::Client, backend: &str) -> Result<Vec<String>> {
     let seen = get_json(http, &format!("{backend}/debug/requests")).await?;
@@ -547,18 +601,13 @@ async fn multi_provider_sample_registers_each_model_with_its_provider() -> Resul
             "the server lacks {want}: {models:?}"
         );
     }
-    let backend = service_url(&client, "models", "vllm").await?;
-    http.delete(format!("{backend}/debug/requests"))
-        .send()
-        .await?;
-    post_json(
+    let auth = chat_through_stand_in(
+        &client,
         &http,
-        &format!("{url}/v1/chat/completions"),
-        &json!({"model": "vllm-local/meta-llama/Llama-3.3-70B-Instruct",
-                "messages": [{"role": "user", "content": "Say hello"}]}),
+        &url,
+        "vllm-local/meta-llama/Llama-3.3-70B-Instruct",
     )
     .await?;
-    let auth = chat_authorizations(&http, &backend).await?;
     ensure!(
         auth == [format!("Bearer {SIMPLE_TOKEN}")],
         "the stand-in got {auth:?}, not the chat with multi-vllm-auth's token"
@@ -575,10 +624,21 @@ async fn multi_provider_sample_registers_each_model_with_its_provider() -> Resul
 /// provider on, and the server's home is the PersistentVolumeClaim of `server.storage`.
 #[tokio::test]
 async fn v1alpha1_starter_sample_runs_the_shipped_starter_config() -> Result<()> {
-    let (client, ns, op) = setup("node-v1-starter").await?;
+    let (client, ns, op) = setup_converting("node-v1-starter").await?;
     let volume = HostPathVolume::create(ns.name(), "starter-v1-pvc", "20Gi")?;
+    let result = v1alpha1_starter(&client, &ns, &op).await;
+    // The namespace (and with it the claim) first: a bound volume is not deleted.
+    let result = common::operator::finish_converting(&client, ns, result).await;
+    result.and(volume.delete())
+}
+
+async fn v1alpha1_starter(
+    client: &llsd_test_support::kube::Client,
+    ns: &TestNamespace,
+    op: &Operator,
+) -> Result<()> {
     apply_sample(ns.name(), "v1alpha1-starter.yaml")?;
-    let (_, http, url) = serving(&client, ns.name(), &op, "starter-v1").await?;
+    let (_, http, url) = serving(client, ns.name(), op, "starter-v1").await?;
     let providers = providers(&http, &url).await?;
     for want in [
         "inference/ollama/remote::ollama",
@@ -592,7 +652,7 @@ async fn v1alpha1_starter_sample_runs_the_shipped_starter_config() -> Result<()>
             "the server lacks {want} of the starter config: {providers:?}"
         );
     }
-    let pods = ready_server_pods(&client, ns.name(), "starter-v1").await?;
+    let pods = ready_server_pods(client, ns.name(), "starter-v1").await?;
     ensure!(
         pods.len() == 1,
         "replicas: 1, got {} Ready pods",
@@ -605,8 +665,7 @@ async fn v1alpha1_starter_sample_runs_the_shipped_starter_config() -> Result<()>
             .contains(r#""claimName":"starter-v1-pvc""#),
         "the pod does not mount starter-v1-pvc: {volumes}"
     );
-    ns.delete().await?;
-    volume.delete()
+    Ok(())
 }
 
 /// deploy/samples/v1alpha1-full.yaml, unchanged: the user's own config.yaml from `userConfig`
@@ -615,18 +674,27 @@ async fn v1alpha1_starter_sample_runs_the_shipped_starter_config() -> Result<()>
 /// and keeps its sqlite stores on the PersistentVolumeClaim at `storage.mountPath`.
 #[tokio::test]
 async fn v1alpha1_full_sample_runs_the_users_config_on_its_volume() -> Result<()> {
-    let (client, ns, op) = setup("node-v1-full").await?;
+    let (client, ns, op) = setup_converting("node-v1-full").await?;
     let volume = HostPathVolume::create(ns.name(), "full-v1-pvc", "20Gi")?;
+    let result = v1alpha1_full(&client, &ns, &op, &volume).await;
+    // The namespace (and with it the claim) first: a bound volume is not deleted.
+    let result = common::operator::finish_converting(&client, ns, result).await;
+    result.and(volume.delete())
+}
+
+async fn v1alpha1_full(
+    client: &llsd_test_support::kube::Client,
+    ns: &TestNamespace,
+    op: &Operator,
+    volume: &HostPathVolume,
+) -> Result<()> {
     apply_sample(ns.name(), "v1alpha1-full.yaml")?;
-    let (_, http, url) = serving(&client, ns.name(), &op, "full-v1").await?;
+    let (_, http, url) = serving(client, ns.name(), op, "full-v1").await?;
     until("both replicas Ready", SERVER_READY, || async {
-        Ok(ready_server_pods(&client, ns.name(), "full-v1")
-            .await?
-            .len()
-            == 2)
+        Ok(ready_server_pods(client, ns.name(), "full-v1").await?.len() == 2)
     })
     .await?;
-    for pod in ready_server_pods(&client, ns.name(), "full-v1").await? {
+    for pod in ready_server_pods(client, ns.name(), "full-v1").await? {
         let sa = pod
             .spec
             .as_ref()
@@ -648,17 +716,7 @@ async fn v1alpha1_full_sample_runs_the_users_config_on_its_volume() -> Result<()
         models.contains(&model),
         "the server lacks {model}: {models:?}"
     );
-    let backend = service_url(&client, "models", "vllm").await?;
-    http.delete(format!("{backend}/debug/requests"))
-        .send()
-        .await?;
-    post_json(
-        &http,
-        &format!("{url}/v1/chat/completions"),
-        &json!({"model": model, "messages": [{"role": "user", "content": "Say hello"}]}),
-    )
-    .await?;
-    let auth = chat_authorizations(&http, &backend).await?;
+    let auth = chat_through_stand_in(client, &http, &url, &model).await?;
     ensure!(
         auth == [format!("Bearer {SIMPLE_TOKEN}")],
         "VLLM_API_TOKEN did not reach the backend: {auth:?}"
@@ -668,9 +726,7 @@ async fn v1alpha1_full_sample_runs_the_users_config_on_its_volume() -> Result<()
         files.iter().any(|f| f == "kvstore.db"),
         "the user's config keeps kvstore.db on the volume; it holds {files:?}"
     );
-    assert_no_secret_value(&client, ns.name(), &op, SIMPLE_TOKEN).await?;
-    ns.delete().await?;
-    volume.delete()
+    assert_no_secret_value(client, ns.name(), op, SIMPLE_TOKEN).await
 }
 
 /// `networking.tls.caBundle`: the simple sample pointed at an HTTPS backend (the stand-in for
@@ -741,6 +797,246 @@ async fn ca_bundle_lets_the_server_trust_a_private_ca() -> Result<()> {
     ns.delete().await
 }
 
+/// deploy/samples/v1alpha2-external-provider.yaml with its provider image (the acme-infer
+/// wheel of tests/node/images/acme-provider) pushed to a loopback registry instead of the
+/// sample's placeholder on quay.io. The operator reads the provider's metadata from the
+/// registry; the kubelet pulls the very image, by digest, for the install init container; the
+/// real server imports the installed package and lists the provider; a chat completion on its
+/// model goes through the installed code to the sample's acme endpoint (the stand-in behind
+/// `acme.models.svc:9000`) with the key the sample passes in through the Secret.
+#[tokio::test]
+async fn external_provider_sample_installs_its_provider_from_the_registry() -> Result<()> {
+    let reg = TestRegistry::start(RegistryOptions::default()).await?;
+    let host = reg.host();
+    let archive = cached_image_archive("external-provider")?;
+    let repo = format!("{host}/acme/acme-infer-provider");
+    let digest = push_image(&archive, &format!("http://{repo}:1.2.0"), &[])?;
+    let (client, ns, op) = setup_reading("node-external", &host).await?;
+    apply_sample_edited(ns.name(), "v1alpha2-external-provider.yaml", |spec| {
+        let entry = &mut spec["externalProviders"]["inference"][0];
+        ensure!(
+            entry["providerId"] == "acme-infer",
+            "the sample's entry: {entry}"
+        );
+        entry["image"] = json!(format!("{repo}:1.2.0"));
+        Ok(())
+    })?;
+    let (cr, http, url) = serving(&client, ns.name(), &op, "external-provider").await?;
+    let pods = ready_server_pods(&client, ns.name(), "external-provider").await?;
+    let pod = pods.first().context("a Ready pod")?;
+    let init = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.init_container_statuses.clone())
+        .unwrap_or_default();
+    let install = init
+        .iter()
+        .find(|c| c.name == "install-provider-acme-infer")
+        .with_context(|| format!("no install init container: {init:?}"))?;
+    let exit = install
+        .state
+        .as_ref()
+        .and_then(|s| s.terminated.as_ref())
+        .map(|t| t.exit_code);
+    ensure!(exit == Some(0), "the install init container: {install:?}");
+    // The kubelet's status names the image by whatever containerd calls it; imageID is the
+    // digest it resolved, and the pod spec says what was asked for.
+    let pulled = format!("{repo}@{digest}");
+    let spec_image = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.init_containers.as_ref())
+        .and_then(|c| c.iter().find(|c| c.name == install.name))
+        .and_then(|c| c.image.clone());
+    ensure!(
+        spec_image.as_deref() == Some(pulled.as_str()) && install.image_id == pulled,
+        "the init container ran {spec_image:?} ({}), not the pushed {pulled}",
+        install.image_id
+    );
+    ensure!(
+        status(&cr)["externalProviders"][0]["phase"] == "Ready",
+        "status.externalProviders: {}",
+        status(&cr)["externalProviders"]
+    );
+
+    let providers = providers(&http, &url).await?;
+    for want in [
+        "inference/acme-infer/remote::acme-infer",
+        "inference/vllm/remote::vllm",
+    ] {
+        ensure!(
+            providers.contains(&want.to_string()),
+            "the server lacks {want}: {providers:?}"
+        );
+    }
+    let model = format!("acme-infer/{SIMPLE_MODEL}");
+    let models = model_ids(&http, &url).await?;
+    ensure!(
+        models.contains(&model),
+        "the installed provider listed no models of its backend: {models:?}"
+    );
+    let auth = chat_through_stand_in(&client, &http, &url, &model).await?;
+    ensure!(
+        auth == ["Bearer fake-acme-key-replace-me"],
+        "the acme key did not reach the backend through the provider: {auth:?}"
+    );
+    assert_no_secret_value(&client, ns.name(), &op, "fake-acme-key-replace-me").await?;
+    ns.delete().await
+}
+
+/// The labelled-image path (`distribution.image` without `overrideConfig`): the starter image
+/// pushed to a loopback registry with a config.yaml in its `io.llamastack.config.base64`
+/// label. The operator reads the label, pins the image to its digest, the kubelet pulls that
+/// digest, and the real server runs the label's config: its one provider and model only.
+#[tokio::test]
+async fn labelled_image_runs_the_config_its_labels_carry() -> Result<()> {
+    let reg = TestRegistry::start(RegistryOptions::default()).await?;
+    let host = reg.host();
+    let archive = cached_image_archive("starter")?;
+    let repo = format!("{host}/llsd/labelled-starter");
+    let digest = push_image(
+        &archive,
+        &format!("http://{repo}:0.7.3"),
+        &[
+            ("io.llamastack.config.base64", &b64(LABEL_CONFIG)),
+            ("io.llamastack.config.version", "2"),
+        ],
+    )?;
+    let (client, ns, op) = setup_reading("node-labelled", &host).await?;
+    let cr = json!({"apiVersion": "llamastack.io/v1alpha2", "kind": "LlamaStackDistribution",
+        "metadata": {"name": "labelled"},
+        "spec": {"distribution": {"image": format!("{repo}:0.7.3")}}});
+    kubectl(
+        &["-n", ns.name(), "apply", "-f", "-"],
+        Some(&cr.to_string()),
+    )?;
+    let (cr, http, url) = serving(&client, ns.name(), &op, "labelled").await?;
+    let pinned = format!("{repo}@{digest}");
+    let resolved = &status(&cr)["resolvedDistribution"];
+    ensure!(
+        resolved["configSource"] == "oci-label" && resolved["image"] == pinned.as_str(),
+        "status.resolvedDistribution: {resolved}"
+    );
+    let pods = ready_server_pods(&client, ns.name(), "labelled").await?;
+    let running = pods
+        .first()
+        .and_then(|p| p.status.as_ref())
+        .and_then(|s| s.container_statuses.as_ref())
+        .and_then(|c| c.first())
+        .context("the server container's status")?;
+    let spec_image = pods
+        .first()
+        .and_then(|p| p.spec.as_ref())
+        .and_then(|s| s.containers.first())
+        .and_then(|c| c.image.clone());
+    ensure!(
+        spec_image.as_deref() == Some(pinned.as_str()) && running.image_id == pinned,
+        "the server runs {spec_image:?} ({}), not the labelled {pinned}",
+        running.image_id
+    );
+    let providers = providers(&http, &url).await?;
+    ensure!(
+        providers == ["inference/vllm-from-label/remote::vllm"],
+        "not the label's providers: {providers:?}"
+    );
+    let models = model_ids(&http, &url).await?;
+    let want = format!("vllm-from-label/{SIMPLE_MODEL}");
+    ensure!(
+        models.contains(&want),
+        "the label's model {want} is not registered: {models:?}"
+    );
+    ns.delete().await
+}
+
+/// The config.yaml the labelled image carries: one vLLM provider (the stand-in), one model.
+const LABEL_CONFIG: &str = r#"version: 2
+distro_name: labelled-starter
+apis:
+- inference
+providers:
+  inference:
+  - provider_id: vllm-from-label
+    provider_type: remote::vllm
+    config:
+      base_url: http://vllm.models.svc:8000/v1
+      max_tokens: 4096
+      api_token: fake
+storage:
+  backends:
+    kv_default:
+      type: kv_sqlite
+      db_path: ${env.SQLITE_STORE_DIR:=~/.llama/distributions/labelled-starter}/kvstore.db
+    sql_default:
+      type: sql_sqlite
+      db_path: ${env.SQLITE_STORE_DIR:=~/.llama/distributions/labelled-starter}/sql_store.db
+  stores:
+    metadata:
+      namespace: registry
+      backend: kv_default
+    inference:
+      table_name: inference_store
+      backend: sql_default
+    conversations:
+      table_name: openai_conversations
+      backend: sql_default
+    prompts:
+      namespace: prompts
+      backend: kv_default
+registered_resources:
+  models:
+  - model_id: meta-llama/Llama-3.1-8B-Instruct
+    provider_id: vllm-from-label
+    model_type: llm
+server:
+  port: 8321
+"#;
+
+/// The archive tests/node/images/build.sh cached for image `name` (tests/node/run-tests.sh
+/// builds every image the node tests use before they run).
+fn cached_image_archive(name: &str) -> Result<String> {
+    let script = root().join("tests/node/images/build.sh");
+    let out = std::process::Command::new(&script)
+        .args(["--cached", name])
+        .output()
+        .with_context(|| format!("running {}", script.display()))?;
+    let line = String::from_utf8_lossy(&out.stdout).to_string();
+    ensure!(
+        out.status.success(),
+        "image {name} is not built for its current inputs: run tests/node/images/build.sh {name} ({})",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    line.split_whitespace()
+        .nth(2)
+        .map(String::from)
+        .with_context(|| format!("build.sh --cached {name} printed {line:?}"))
+}
+
+/// Pushes an image archive to `url` (`http://HOST/REPO:TAG`) with `labels` added to its
+/// config (tests/node/images/oci_image.py); returns the pushed manifest's digest.
+fn push_image(archive: &str, url: &str, labels: &[(&str, &str)]) -> Result<String> {
+    let tool = root().join("tests/node/images/oci_image.py");
+    let mut cmd = std::process::Command::new("python3");
+    cmd.arg(&tool)
+        .args(["--from-archive", archive, "--push", url]);
+    for (k, v) in labels {
+        cmd.args(["--label", &format!("{k}={v}")]);
+    }
+    let out = cmd
+        .output()
+        .with_context(|| format!("running {}", tool.display()))?;
+    ensure!(
+        out.status.success(),
+        "pushing {archive} to {url}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let digest = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    ensure!(
+        digest.starts_with("sha256:"),
+        "oci_image.py printed {digest:?}"
+    );
+    Ok(digest)
+}
+
 /// The stand-in for vLLM as `vllm-tls` in namespace `ns`, serving HTTPS on 8443 with `cert`.
 fn stand_in_https(ns: &str, cert: &str, key: &str) -> Result<()> {
     let labels = json!({"app.kubernetes.io/name": "vllm-tls-stand-in"});
@@ -806,6 +1102,8 @@ fn serving_certificate(host: &str) -> Result<(String, String, String)> {
     let issuer = Issuer::new(ca, ca_key);
     let key = KeyPair::generate()?;
     let mut leaf = CertificateParams::new(vec![host.to_string()])?;
+    // Python 3.13's default context verifies strictly (VERIFY_X509_STRICT), which requires it.
+    leaf.use_authority_key_identifier_extension = true;
     leaf.distinguished_name.push(DnType::CommonName, host);
     leaf.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];

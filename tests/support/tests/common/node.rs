@@ -214,8 +214,30 @@ impl HostPathVolume {
     }
 
     pub fn delete(self) -> Result<()> {
-        kubectl(&["delete", "pv", &self.name, "--ignore-not-found"], None)?;
-        std::fs::remove_dir_all(&self.dir)
-            .with_context(|| format!("removing {}", self.dir.display()))
+        kubectl(
+            &[
+                "delete",
+                "pv",
+                &self.name,
+                "--ignore-not-found",
+                "--wait=false",
+            ],
+            None,
+        )?;
+        // A pod of the deleted namespace may still be stopping, and writing (preStop waits).
+        let mut tries = 0;
+        loop {
+            match std::fs::remove_dir_all(&self.dir) {
+                Ok(()) => return Ok(()),
+                Err(e) if tries < 15 => {
+                    tries += 1;
+                    eprintln!("retrying the removal of {}: {e}", self.dir.display());
+                    std::thread::sleep(Duration::from_secs(2));
+                }
+                Err(e) => {
+                    return Err(e).with_context(|| format!("removing {}", self.dir.display()));
+                }
+            }
+        }
     }
 }
