@@ -15,7 +15,6 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::fs::{self, OpenOptions};
 use std::io::Write as _;
-use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -490,6 +489,14 @@ fn tls_files() -> Result<TlsFiles> {
 /// A fresh CA named `ca_name` and a serving certificate it signed for 127.0.0.1 and
 /// `localhost`: (CA PEM, certificate PEM, key PEM).
 pub fn loopback_certificates(ca_name: &str) -> Result<(String, String, String)> {
+    serving_certificates(ca_name, &["localhost", "127.0.0.1"])
+}
+
+/// A fresh CA named `ca_name` and a serving certificate it signed for `hosts` (DNS names or IP
+/// addresses; the first is the subject's common name): (CA PEM, certificate PEM, key PEM).
+/// The certificate carries an Authority Key Identifier: Python 3.13 verifies strictly
+/// (VERIFY_X509_STRICT) and refuses a chain without it.
+pub fn serving_certificates(ca_name: &str, hosts: &[&str]) -> Result<(String, String, String)> {
     use rcgen::{
         BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
         KeyPair, KeyUsagePurpose, SanType,
@@ -502,11 +509,18 @@ pub fn loopback_certificates(ca_name: &str) -> Result<(String, String, String)> 
     let ca_cert = ca.self_signed(&ca_key)?;
     let issuer = Issuer::new(ca, ca_key);
     let key = KeyPair::generate()?;
-    let mut leaf = CertificateParams::new(vec!["localhost".to_string()])?;
-    leaf.subject_alt_names
-        .push(SanType::IpAddress(Ipv4Addr::LOCALHOST.into()));
-    leaf.distinguished_name
-        .push(DnType::CommonName, "127.0.0.1");
+    let mut leaf = CertificateParams::new(Vec::<String>::new())?;
+    for host in hosts {
+        leaf.subject_alt_names
+            .push(match host.parse::<std::net::IpAddr>() {
+                Ok(ip) => SanType::IpAddress(ip),
+                Err(_) => SanType::DnsName((*host).try_into()?),
+            });
+    }
+    if let Some(first) = hosts.first() {
+        leaf.distinguished_name.push(DnType::CommonName, *first);
+    }
+    leaf.use_authority_key_identifier_extension = true;
     leaf.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     let cert = leaf.signed_by(&key, &issuer)?;

@@ -14,8 +14,8 @@ use llsd_test_support::k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use llsd_test_support::kube::api::{Api, ListParams, Patch, PatchParams};
 use llsd_test_support::kube::core::DynamicObject;
 use llsd_test_support::registry::fixtures::b64;
-use llsd_test_support::registry::{RegistryOptions, TestRegistry};
-use llsd_test_support::{TestNamespace, client, kubectl};
+use llsd_test_support::registry::{RegistryOptions, TestRegistry, serving_certificates};
+use llsd_test_support::{TestNamespace, client, eventually, kubectl};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -26,7 +26,7 @@ use common::cr::{phase, status, wait_cr};
 use common::llsd_api;
 use common::node::{
     HostPathVolume, SERVER_READY, data, get_json, http_client, post_json, ready_server_pods, root,
-    server_log, service_url, stand_in_vllm, until, wait_answering,
+    server_log, service_url, stand_in_vllm, wait_answering, wait_rolled_out,
 };
 use common::operator::Operator;
 
@@ -36,12 +36,7 @@ const SIMPLE_MODEL: &str = "meta-llama/Llama-3.1-8B-Instruct";
 /// A namespace enforcing the restricted Pod Security Standard, with the CRD installed and an
 /// operator process watching it.
 async fn setup(prefix: &str) -> Result<(llsd_test_support::kube::Client, TestNamespace, Operator)> {
-    let client = client().await?;
-    common::install_crd(&client, llama_stack_operator::api::crd::crd()?).await?;
-    let ns = restricted_namespace(&client, prefix).await?;
-    let op = Operator::start(ns.name(), &[]).await?;
-    stand_in_vllm()?;
-    Ok((client, ns, op))
+    setup_with(prefix, &[]).await
 }
 
 /// As [`setup`], the operator reading images from the plain-HTTP loopback registry `host`.
@@ -49,10 +44,17 @@ async fn setup_reading(
     prefix: &str,
     host: &str,
 ) -> Result<(llsd_test_support::kube::Client, TestNamespace, Operator)> {
+    setup_with(prefix, &["--registry-plain-http", host]).await
+}
+
+async fn setup_with(
+    prefix: &str,
+    operator_args: &[&str],
+) -> Result<(llsd_test_support::kube::Client, TestNamespace, Operator)> {
     let client = client().await?;
     common::install_crd(&client, llama_stack_operator::api::crd::crd()?).await?;
     let ns = restricted_namespace(&client, prefix).await?;
-    let op = Operator::start(ns.name(), &["--registry-plain-http", host]).await?;
+    let op = Operator::start(ns.name(), operator_args).await?;
     stand_in_vllm()?;
     Ok((client, ns, op))
 }
@@ -315,23 +317,12 @@ async fn config_change_rolls_out_without_a_failed_request() -> Result<()> {
             != status(&before)["configGeneration"]["configMapName"],
         "the change did not give a new config"
     );
-    // Ready is reported once the new pods are; wait until the old one is gone as well.
+    wait_rolled_out(&client, ns.name(), "simple", 1).await?;
     let want = format!("vllm/{second}");
-    until(
-        "the new server alone behind the Service",
-        SERVER_READY,
-        || async {
-            let pods = ready_server_pods(&client, ns.name(), "simple").await?;
-            let all = Api::<llsd_test_support::k8s_openapi::api::core::v1::Pod>::namespaced(
-                client.clone(),
-                ns.name(),
-            )
-            .list(&ListParams::default().labels("app.kubernetes.io/instance=simple"))
-            .await?;
-            Ok(pods.len() == 1
-                && all.items.len() == 1
-                && model_ids(&http, &url).await?.contains(&want))
-        },
+    eventually(
+        &format!("{want} listed"),
+        Duration::from_secs(30),
+        || async { Ok(model_ids(&http, &url).await?.contains(&want).then_some(())) },
     )
     .await?;
     // A few more seconds of requests against the new server alone.
@@ -420,10 +411,12 @@ async fn postgres_sample_keeps_its_records_in_the_real_database() -> Result<()> 
             "table {t} is not in the database: {tables}"
         );
     }
-    until(
+    eventually(
         "the chat completion recorded in inference_store",
         Duration::from_secs(30),
-        || async { Ok(psql("select count(*) from inference_store")?.trim() != "0") },
+        || async {
+            Ok((psql("select count(*) from inference_store")?.trim() != "0").then_some(()))
+        },
     )
     .await?;
     assert_no_secret_value(&client, ns.name(), &op, "fake-db-password").await?;
@@ -474,7 +467,7 @@ async fn tls_serves_https_with_the_secrets_certificate() -> Result<()> {
     llsd_test_support::install_crypto_provider();
     let (client, ns, op) = setup("node-tls").await?;
     let host = format!("simple-service.{}.svc", ns.name());
-    let (ca, cert, key) = serving_certificate(&host)?;
+    let (ca, cert, key) = serving_certificates("llsd node test CA", &[&host])?;
     let secret = json!({
         "apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
         "metadata": {"name": "simple-tls"},
@@ -690,10 +683,7 @@ async fn v1alpha1_full(
 ) -> Result<()> {
     apply_sample(ns.name(), "v1alpha1-full.yaml")?;
     let (_, http, url) = serving(client, ns.name(), op, "full-v1").await?;
-    until("both replicas Ready", SERVER_READY, || async {
-        Ok(ready_server_pods(client, ns.name(), "full-v1").await?.len() == 2)
-    })
-    .await?;
+    wait_rolled_out(client, ns.name(), "full-v1", 2).await?;
     for pod in ready_server_pods(client, ns.name(), "full-v1").await? {
         let sa = pod
             .spec
@@ -737,7 +727,7 @@ async fn v1alpha1_full(
 async fn ca_bundle_lets_the_server_trust_a_private_ca() -> Result<()> {
     let (client, ns, op) = setup("node-ca").await?;
     let host = format!("vllm-tls.{}.svc", ns.name());
-    let (ca, cert, key) = serving_certificate(&host)?;
+    let (ca, cert, key) = serving_certificates("llsd node test CA", &[&host])?;
     stand_in_https(ns.name(), &cert, &key)?;
     let endpoint = format!("https://{host}:8443/v1");
     let inference = json!([{"provider": "vllm", "endpoint": endpoint,
@@ -774,18 +764,8 @@ async fn ca_bundle_lets_the_server_trust_a_private_ca() -> Result<()> {
     wait_ready(&api, ns.name(), "simple")
         .await
         .with_context(|| op.log_text())?;
-    // Ready is reported once a new pod is; wait until no pod without the bundle is left.
-    until("the old pod gone", SERVER_READY, || async {
-        let all = Api::<llsd_test_support::k8s_openapi::api::core::v1::Pod>::namespaced(
-            client.clone(),
-            ns.name(),
-        )
-        .list(&ListParams::default().labels("app.kubernetes.io/instance=simple"))
-        .await?;
-        Ok(all.items.len() == 1
-            && ready_server_pods(&client, ns.name(), "simple").await?.len() == 1)
-    })
-    .await?;
+    // No pod without the bundle left behind the Service.
+    wait_rolled_out(&client, ns.name(), "simple", 1).await?;
     wait_answering(&http, &url).await?;
     let reply = post_json(&http, &format!("{url}/v1/chat/completions"), &chat)
         .await
@@ -808,9 +788,8 @@ async fn ca_bundle_lets_the_server_trust_a_private_ca() -> Result<()> {
 async fn external_provider_sample_installs_its_provider_from_the_registry() -> Result<()> {
     let reg = TestRegistry::start(RegistryOptions::default()).await?;
     let host = reg.host();
-    let archive = cached_image_archive("external-provider")?;
     let repo = format!("{host}/acme/acme-infer-provider");
-    let digest = push_image(&archive, &format!("http://{repo}:1.2.0"), &[])?;
+    let digest = push_image("external-provider", &format!("{repo}:1.2.0"), &[])?;
     let (client, ns, op) = setup_reading("node-external", &host).await?;
     apply_sample_edited(ns.name(), "v1alpha2-external-provider.yaml", |spec| {
         let entry = &mut spec["externalProviders"]["inference"][0];
@@ -894,11 +873,10 @@ async fn external_provider_sample_installs_its_provider_from_the_registry() -> R
 async fn labelled_image_runs_the_config_its_labels_carry() -> Result<()> {
     let reg = TestRegistry::start(RegistryOptions::default()).await?;
     let host = reg.host();
-    let archive = cached_image_archive("starter")?;
     let repo = format!("{host}/llsd/labelled-starter");
     let digest = push_image(
-        &archive,
-        &format!("http://{repo}:0.7.3"),
+        "starter",
+        &format!("{repo}:0.7.3"),
         &[
             ("io.llamastack.config.base64", &b64(LABEL_CONFIG)),
             ("io.llamastack.config.version", "2"),
@@ -994,33 +972,31 @@ server:
   port: 8321
 "#;
 
-/// The archive tests/node/images/build.sh cached for image `name` (tests/node/run-tests.sh
-/// builds every image the node tests use before they run).
-fn cached_image_archive(name: &str) -> Result<String> {
+/// Pushes image `name` of tests/node/images/build.sh (the archive it cached; run-tests.sh
+/// builds every image the node tests use) to the plain-HTTP loopback registry as `reference`
+/// (`HOST/REPO:TAG`), with `labels` added to its config (tests/node/images/oci_image.py);
+/// returns the pushed manifest's digest.
+fn push_image(name: &str, reference: &str, labels: &[(&str, &str)]) -> Result<String> {
     let script = root().join("tests/node/images/build.sh");
-    let out = std::process::Command::new(&script)
+    let cached = std::process::Command::new(&script)
         .args(["--cached", name])
         .output()
         .with_context(|| format!("running {}", script.display()))?;
-    let line = String::from_utf8_lossy(&out.stdout).to_string();
+    let line = String::from_utf8_lossy(&cached.stdout).to_string();
     ensure!(
-        out.status.success(),
+        cached.status.success(),
         "image {name} is not built for its current inputs: run tests/node/images/build.sh {name} ({})",
-        String::from_utf8_lossy(&out.stderr)
+        String::from_utf8_lossy(&cached.stderr)
     );
-    line.split_whitespace()
+    let archive = line
+        .split_whitespace()
         .nth(2)
-        .map(String::from)
-        .with_context(|| format!("build.sh --cached {name} printed {line:?}"))
-}
-
-/// Pushes an image archive to `url` (`http://HOST/REPO:TAG`) with `labels` added to its
-/// config (tests/node/images/oci_image.py); returns the pushed manifest's digest.
-fn push_image(archive: &str, url: &str, labels: &[(&str, &str)]) -> Result<String> {
+        .with_context(|| format!("build.sh --cached {name} printed {line:?}"))?;
     let tool = root().join("tests/node/images/oci_image.py");
+    let url = format!("http://{reference}");
     let mut cmd = std::process::Command::new("python3");
     cmd.arg(&tool)
-        .args(["--from-archive", archive, "--push", url]);
+        .args(["--from-archive", archive, "--push", &url]);
     for (k, v) in labels {
         cmd.args(["--label", &format!("{k}={v}")]);
     }
@@ -1087,29 +1063,4 @@ fn stand_in_https(ns: &str, cert: &str, key: &str) -> Result<()> {
         None,
     )?;
     Ok(())
-}
-
-/// A fresh CA and a serving certificate it signed for `host`: (CA PEM, certificate PEM, key PEM).
-fn serving_certificate(host: &str) -> Result<(String, String, String)> {
-    use rcgen::{
-        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
-        KeyPair, KeyUsagePurpose,
-    };
-    let ca_key = KeyPair::generate()?;
-    let mut ca = CertificateParams::new(Vec::<String>::new())?;
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name
-        .push(DnType::CommonName, "llsd node test CA");
-    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    let ca_cert = ca.self_signed(&ca_key)?;
-    let issuer = Issuer::new(ca, ca_key);
-    let key = KeyPair::generate()?;
-    let mut leaf = CertificateParams::new(vec![host.to_string()])?;
-    // Python 3.13's default context verifies strictly (VERIFY_X509_STRICT), which requires it.
-    leaf.use_authority_key_identifier_extension = true;
-    leaf.distinguished_name.push(DnType::CommonName, host);
-    leaf.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    let cert = leaf.signed_by(&key, &issuer)?;
-    Ok((ca_cert.pem(), cert.pem(), key.serialize_pem()))
 }

@@ -2,13 +2,13 @@
 //! machine by ClusterIP (kube-proxy's rules cover the host too), pods by their IP on the node's
 //! bridge.
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, ensure};
 use llsd_test_support::k8s_openapi::api::core::v1::{Pod, Service};
 use llsd_test_support::kube::Client;
 use llsd_test_support::kube::api::{Api, ListParams};
-use llsd_test_support::kubectl;
+use llsd_test_support::{eventually, kubectl};
 use serde_json::Value;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The repository's root.
 pub fn root() -> std::path::PathBuf {
@@ -95,10 +95,10 @@ async fn json_answer(req: reqwest::RequestBuilder, what: &str) -> Result<Value> 
 /// without endpoints refuses connections), as in any cluster.
 pub async fn wait_answering(http: &reqwest::Client, base: &str) -> Result<()> {
     let url = format!("{base}/v1/health");
-    until(
+    eventually(
         &format!("{url} to answer"),
         Duration::from_secs(30),
-        || async { Ok(get_json(http, &url).await.is_ok()) },
+        || async { Ok(get_json(http, &url).await.is_ok().then_some(())) },
     )
     .await
 }
@@ -137,6 +137,23 @@ pub async fn ready_server_pods(client: &Client, ns: &str, name: &str) -> Result<
     Ok(ready)
 }
 
+/// Waits until CR `name` has exactly `replicas` pods, all Ready: `Ready` on the CR is
+/// reported once the new pods are, and a rollout's old pods may still be stopping.
+pub async fn wait_rolled_out(client: &Client, ns: &str, name: &str, replicas: usize) -> Result<()> {
+    eventually(
+        &format!("{name}'s {replicas} new pods Ready and no other pod"),
+        SERVER_READY,
+        || async {
+            let all = Api::<Pod>::namespaced(client.clone(), ns)
+                .list(&ListParams::default().labels(&format!("app.kubernetes.io/instance={name}")))
+                .await?;
+            let ready = ready_server_pods(client, ns, name).await?;
+            Ok((all.items.len() == replicas && ready.len() == replicas).then_some(()))
+        },
+    )
+    .await
+}
+
 /// The last lines of the server container's log (for failure messages).
 pub fn server_log(ns: &str, name: &str) -> String {
     kubectl(
@@ -151,26 +168,6 @@ pub fn server_log(ns: &str, name: &str) -> String {
         None,
     )
     .unwrap_or_else(|e| format!("(no log: {e})"))
-}
-
-/// Polls `f` until it returns `Ok(true)`; its last error (or "false") explains a timeout.
-pub async fn until<F, Fut>(what: &str, timeout: Duration, mut f: F) -> Result<()>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<bool>>,
-{
-    let start = Instant::now();
-    loop {
-        let last = match f().await {
-            Ok(true) => return Ok(()),
-            Ok(false) => "not yet".to_string(),
-            Err(e) => format!("{e:#}"),
-        };
-        if start.elapsed() > timeout {
-            bail!("timed out after {timeout:?} waiting for {what}: {last}");
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
 }
 
 /// A hostPath PersistentVolume pre-bound to claim `ns/claim`: the test node has no volume
