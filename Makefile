@@ -64,8 +64,7 @@ build: wasm-target
 
 lint: wasm-target
 	cargo fmt --all -- --check
-	cargo clippy --workspace --all-targets -- -D warnings
-	cargo clippy -p llsd-test-support --all-targets --features real-node -- -D warnings
+	cargo clippy --workspace --all-targets --features llsd-test-support/real-node -- -D warnings
 	cargo clippy --target wasm32-wasip2 -p llama-stack-config -p acme-llama-stack-plugin -p hostile-plugin -- -D warnings
 
 ## coverage: the engine's tests (unit, golden, properties) under llvm-cov; fails below the floor.

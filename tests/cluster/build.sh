@@ -102,7 +102,13 @@ _llsd_kwok_stages() {
 }
 
 llsd_build() {
-  local c
+  local c dir missing=0
+  # Built already (the warm case of every `up`): no lock to wait for behind another build.
+  for c in "$@"; do
+    dir="$LLSD_BIN_DIR/$c-$(llsd_component_version "$c")"
+    [[ -x "$dir/$c" && ( "$c" != kwok || -s "$dir/stages.yaml" ) ]] || missing=1
+  done
+  ((missing)) || return 0
   mkdir -p "$LLSD_BIN_DIR"
   # One builder at a time per machine (several test processes may call `up`).
   exec 8>"$LLSD_BIN_DIR/.build.lock"

@@ -152,12 +152,10 @@ llsd_demo_operator_pid() {
   echo "$pid"
 }
 llsd_demo_stop_operator() {
-  local pid kubectl i
+  local pid kubectl
   if pid="$(llsd_demo_operator_pid)"; then
     llsd_log "stopping the demo operator (pid $pid)"
-    kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < 100; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null || true
+    llsd_terminate 10 "$pid"
   fi
   rm -f "$LLSD_DEMO_PIDFILE"
   llsd_apiserver_ready || return 0

@@ -13,7 +13,6 @@
 #   coredns/           Corefile
 #   logs/<c>.log       one log per node component; pids/<c>.pid one pid per component
 #   sysctl.saved       the host's sysctls before the first up (down restores them, then removes it)
-#   images.imported    what the last image import brought (images/build.sh's output)
 #   .lock              serialises up / down
 
 LLSD_NODE_SRC="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -53,9 +52,6 @@ LLSD_CONTAINERD_DIR="$LLSD_NODE_DIR/containerd"
 LLSD_CONTAINERD_SOCK="$LLSD_CONTAINERD_DIR/containerd.sock"
 LLSD_NODE_SYSCTL_SAVED="$LLSD_NODE_DIR/sysctl.saved"
 LLSD_NODE_FWD_CHAIN=LLSD-NODE-FORWARD
-
-# Node components in start order (down stops them in reverse).
-LLSD_NODE_COMPONENTS_RUN=(containerd kubelet kube-proxy coredns)
 
 # Host tunables the node changes: the kubelet (kernel.*, vm.*), the bridge/forwarding this node
 # needs (net.*), and kube-proxy's conntrack settings (turned off in up, saved all the same).
