@@ -15,7 +15,7 @@ source "$HERE/lib.sh"
 set +e
 
 # The images the tests run: containerd gets them before any pod needs them.
-IMAGES="pause busybox starter stand-in-openai postgres redis"
+IMAGES="pause busybox starter stand-in-openai postgres"
 # Images the tests push to a loopback registry, for the kubelet to pull from there: built
 # (cached), never imported, so a pull really fetches them.
 PUSHED_IMAGES="external-provider"

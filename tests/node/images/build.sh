@@ -221,9 +221,11 @@ _in_overlay() {
       if [[ -n "${!v:-}" ]]; then proxies+=("$v=${!v}"); fi
     done
     # PYTHONHASHSEED=0: .pyc files marshal set constants in hash order; a fixed seed makes
-    # them, and so the layer digest, the same on every build.
+    # them, and so the layer digest, the same on every build. SOURCE_DATE_EPOCH: useradd and
+    # groupadd write it, not today, as the password change date in /etc/shadow.
     chroot "$m" /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
       HOME=/root LANG=C.UTF-8 DEBIAN_FRONTEND=noninteractive PYTHONHASHSEED=0 PIP_CERT=/run/host-ca.crt \
+      SOURCE_DATE_EPOCH='"$IMAGE_MTIME"' \
       PIP_DEFAULT_TIMEOUT=180 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 \
       PIP_ROOT_USER_ACTION=ignore "${proxies[@]}" \
       /bin/sh -euc "$script" sh "$@"
@@ -241,11 +243,26 @@ _in_overlay() {
 _layer_common() {
   cat <<'EOF'
 rm -rf /var/lib/apt/lists/*_* /var/cache/apt/archives/*.deb /var/cache/apt/*.bin /var/log/apt /var/log/dpkg.log /root/.cache
+# Written by an apt install with a different content on every build (ldconfig's aux cache,
+# update-alternatives' log with times); _system_user's guard goes too.
+rm -f /var/cache/ldconfig/aux-cache /var/log/alternatives.log /usr/sbin/policy-rc.d
 for d in "$@"; do
   [ ! -d "$d" ] ||
     python3 -m compileall -q -j 1 -f --invalidation-mode unchecked-hash ${pyc_exclude:+-x "$pyc_exclude"} "$d" >/dev/null
 done
 EOF
+}
+
+# Steps of a layer that installs a service package: no service started by maintainer scripts
+# (a policy-rc.d guard, removed by _layer_common), and the service's system user and group with
+# the fixed uid/gid 999 (like the Docker Hub images) before the package picks a free one.
+# Usage: "$(_system_user NAME HOME SHELL COMMENT)" inside an _in_overlay script.
+_system_user() {
+  printf '%s\n' \
+    'printf "#!/bin/sh\nexit 101\n" >/usr/sbin/policy-rc.d' \
+    'chmod 755 /usr/sbin/policy-rc.d' \
+    "groupadd --system --gid 999 $1" \
+    "useradd --system --uid 999 --gid 999 --home-dir $2 --no-create-home --shell $3 --comment '$4' $1"
 }
 
 # The base layer directory: Debian trixie minbase + python3, python3-venv, ca-certificates;
@@ -395,16 +412,11 @@ _recipe_postgres() {
   log "postgres: apt-get install postgresql and pgvector in a $DEBIAN_SUITE chroot (15-50 s)…"
   # shellcheck disable=SC2016  # run by the chroot's sh
   _in_overlay "$base" "$work/layer" '
-    # No services started by maintainer scripts, and no "main" cluster: the entrypoint makes
-    # its own data directory at run time (as a non-root uid, on a volume).
-    printf "#!/bin/sh\nexit 101\n" >/usr/sbin/policy-rc.d
-    chmod 755 /usr/sbin/policy-rc.d
+    # No "main" cluster: the entrypoint makes its own data directory at run time (as a
+    # non-root uid, on a volume).
     mkdir -p /etc/postgresql-common/createcluster.d
     echo "create_main_cluster = false" >/etc/postgresql-common/createcluster.d/llsd.conf
-    # A fixed uid/gid (999, like the Docker Hub image) before the package picks a free one.
-    groupadd --system --gid 999 postgres
-    useradd --system --uid 999 --gid 999 --home-dir /var/lib/postgresql --no-create-home \
-      --shell /bin/sh --comment "PostgreSQL administrator" postgres
+    '"$(_system_user postgres /var/lib/postgresql /bin/sh "PostgreSQL administrator")"'
     apt-get update
     # pgvector, for the vector_io provider of deploy/samples/v1alpha2-full.yaml: Debian builds
     # it per server major (trixie: postgresql-17-pgvector), so the major of the metapackage.
@@ -412,7 +424,6 @@ _recipe_postgres() {
     [ -n "$major" ] || { echo "postgres: no postgresql-NN in the depends of postgresql" >&2; exit 1; }
     # libnss-wrapper: initdb and postgres need a passwd entry for their uid (see the entrypoint).
     apt-get install -y --no-install-recommends postgresql "postgresql-$major-pgvector" libnss-wrapper
-    rm /usr/sbin/policy-rc.d
     # Drop the JIT (LLVM and z3, ~190 MiB, half the layer): postgres runs without it when its
     # llvmjit.so is missing, and no test query is worth compiling. Forced past the package
     # dependency on purpose: nothing runs apt in this image.
@@ -422,10 +433,9 @@ _recipe_postgres() {
     install -m 0755 /run/in/postgres/entrypoint.sh /usr/local/bin/llsd-postgres-entrypoint
     install -d -m 0775 -o 999 -g 999 /var/lib/postgresql/data
     # What would differ from build to build: the snakeoil key of ssl-cert (random; this
-    # postgres runs without TLS), the aux cache of ldconfig (rebuilt on demand; written by the
-    # dpkg triggers above), a log.
-    rm -f /etc/ssl/private/ssl-cert-snakeoil.key /etc/ssl/certs/ssl-cert-snakeoil.pem \
-      /var/cache/ldconfig/aux-cache /var/log/alternatives.log
+    # postgres runs without TLS), and the hash link to it (named after the build host).
+    rm -f /etc/ssl/private/ssl-cert-snakeoil.key /etc/ssl/certs/ssl-cert-snakeoil.pem
+    find /etc/ssl/certs -xtype l -delete
     '"$(_layer_common)"'
   '
   bindir="$(cd "$work/layer" && printf '%s\n' usr/lib/postgresql/*/bin | sort -V | tail -n 1)"
@@ -445,21 +455,13 @@ _recipe_redis() {
   log "redis: apt-get install redis-server in a $DEBIAN_SUITE chroot (5-20 s)…"
   # shellcheck disable=SC2016  # run by the chroot's sh
   _in_overlay "$base" "$work/layer" '
-    # No service started by maintainer scripts: the entrypoint runs redis-server with its own
-    # config (the /etc/redis/redis.conf of the package is left as shipped, and unused).
-    printf "#!/bin/sh\nexit 101\n" >/usr/sbin/policy-rc.d
-    chmod 755 /usr/sbin/policy-rc.d
-    # A fixed uid/gid (999, like the Docker Hub image) before the package picks a free one.
-    groupadd --system --gid 999 redis
-    useradd --system --uid 999 --gid 999 --home-dir /var/lib/redis --no-create-home \
-      --shell /usr/sbin/nologin --comment "Redis" redis
+    # The entrypoint runs redis-server with its own config (the package
+    # /etc/redis/redis.conf is left as shipped, and unused).
+    '"$(_system_user redis /var/lib/redis /usr/sbin/nologin Redis)"'
     apt-get update
     apt-get install -y --no-install-recommends redis-server
-    rm /usr/sbin/policy-rc.d
     install -m 0755 /run/in/redis/entrypoint.sh /usr/local/bin/llsd-redis-entrypoint
     install -d -m 0775 -o 999 -g 999 /data
-    # What would differ from build to build: the aux cache of ldconfig, a log.
-    rm -f /var/cache/ldconfig/aux-cache /var/log/alternatives.log
     '"$(_layer_common)"'
   '
   version="$(awk '$1 == "Package:" { p = $2 } p == "redis-server" && $1 == "Version:" { print $2; exit }' \
@@ -520,10 +522,16 @@ _build_one() {
 }
 
 llsd_build_images() {
-  local name
+  local name cached
+  for name in "$@"; do image_ref "$name" >/dev/null; done
+  # Every archive cached for its current inputs (the warm case of every `tests/node/up`): no
+  # root, tools or lock needed, so no wait behind another image build on the machine.
+  if cached="$(llsd_cached_images "$@")"; then
+    echo "$cached"
+    return 0
+  fi
   _need_root
   _ensure_tools
-  for name in "$@"; do image_ref "$name" >/dev/null; done
   _lock_builds
   _clean_stale_work
   # Sequential on purpose: the machine has 2 cores.
@@ -534,9 +542,8 @@ llsd_build_images() {
 }
 
 # --cached: the lines a build would print, only when every archive is already cached for the
-# current inputs (exit 1 otherwise); no lock, no root, no build. tests/node/up compares them with
-# what it imported last, so a changed recipe is rebuilt and imported, and an unchanged one costs
-# nothing.
+# current inputs (exit 1 otherwise); no lock, no root, no build. A build starts with the same
+# check, so an unchanged image costs nothing and a changed recipe (a new key) is rebuilt.
 llsd_cached_images() {
   local name key out
   for name in "$@"; do
