@@ -45,16 +45,37 @@ llsd_pidfile() { echo "$LLSD_STATE_DIR/pids/$1.pid"; }
 
 # Prints the pid of component $1 if it is running (and is really our binary:
 # guards against pid reuse); fails otherwise.
-llsd_pid() {
-  local f pid bin
-  f="$(llsd_pidfile "$1")"
-  [[ -s "$f" ]] || return 1
-  pid="$(<"$f")"
-  [[ "$pid" =~ ^[0-9]+$ ]] || return 1
-  kill -0 "$pid" 2>/dev/null || return 1
-  bin="$(llsd_bin "$1")"
-  [[ "$(readlink "/proc/$pid/exe" 2>/dev/null)" == "$bin" ]] || return 1
+llsd_pid() { llsd_pid_of "$(llsd_pidfile "$1")" "$(llsd_bin "$1")"; }
+
+# llsd_pid_of PIDFILE BINARY: the pid in PIDFILE if that process runs BINARY (" (deleted)"
+# accepted: a rebuilt binary leaves its process running); fails otherwise.
+llsd_pid_of() {
+  local pid exe
+  [[ -s "$1" ]] || return 1
+  pid="$(<"$1")"
+  [[ "$pid" =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null || return 1
+  exe="$(readlink "/proc/$pid/exe" 2>/dev/null)" || return 1
+  [[ "${exe% (deleted)}" == "$2" ]] || return 1
   echo "$pid"
+}
+
+# llsd_spawn BINARY LOG PIDFILE ARGS...: runs BINARY detached (own session, no proxy: every
+# endpoint is on loopback or the node's bridge), appending to LOG, its pid in PIDFILE. The lock
+# fds (7-9) are closed, or the daemon would hold them for its lifetime. Returns once the pid
+# runs BINARY: until env and setsid have exec'ed it, llsd_pid_of would call it dead.
+llsd_spawn() {
+  local bin="$1" log="$2" pidfile="$3" pid i
+  shift 3
+  echo "==== $(date -u +%FT%TZ) starting $(basename "$bin") $*" >>"$log"
+  env -u HTTP_PROXY -u HTTPS_PROXY -u http_proxy -u https_proxy -u ALL_PROXY -u all_proxy \
+    setsid "$bin" "$@" </dev/null >>"$log" 2>&1 7>&- 8>&- 9>&- &
+  pid=$!
+  echo "$pid" >"$pidfile"
+  for ((i = 0; i < 100; i++)); do
+    [[ "$(readlink "/proc/$pid/exe" 2>/dev/null)" == "$bin" ]] && break
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.02
+  done
 }
 
 llsd_alive() { llsd_pid "$1" >/dev/null; }

@@ -48,13 +48,13 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 kubeconfig="$(LLSD_CLUSTER_STARTED_BY="$me" "$HERE/up" | tail -n 1)"
+up_rc=$?
 # An operator `make demo` left running would answer webhooks and reconcile beside the tests'
 # own operators: the tests need the cluster to themselves.
 if llsd_demo_operator_pid >/dev/null; then
   echo "run-tests: stopping the operator make demo left running (make demo starts it again)" >&2
   llsd_demo_stop_operator
 fi
-up_rc=$?
 if [[ $up_rc -ne 0 || -z "$kubeconfig" || ! -s "$kubeconfig" ]]; then
   echo "run-tests: tests/cluster/up failed (exit $up_rc)" >&2
   exit 1

@@ -77,18 +77,8 @@ llsd_node_bin() {
   esac
 }
 
-# Prints the pid of node component $1 if it runs (and is really our binary: guards against pid
-# reuse; " (deleted)" is accepted, a rebuilt binary leaves its process running); fails otherwise.
-llsd_node_pid() {
-  local f pid exe
-  f="$(llsd_node_pidfile "$1")"
-  [[ -s "$f" ]] || return 1
-  pid="$(<"$f")"
-  [[ "$pid" =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null || return 1
-  exe="$(readlink "/proc/$pid/exe" 2>/dev/null)" || return 1
-  [[ "${exe% (deleted)}" == "$(llsd_node_bin "$1")" ]] || return 1
-  echo "$pid"
-}
+# Prints the pid of node component $1 if it runs (and is really our binary); fails otherwise.
+llsd_node_pid() { llsd_pid_of "$(llsd_node_pidfile "$1")" "$(llsd_node_bin "$1")"; }
 llsd_node_alive() { llsd_node_pid "$1" >/dev/null; }
 
 # Stops the given node components together: TERM to all, then KILL what still runs after
