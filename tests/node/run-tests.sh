@@ -15,7 +15,7 @@ source "$HERE/lib.sh"
 set +e
 
 # The images the tests run: containerd gets them before any pod needs them.
-IMAGES="pause busybox starter stand-in-openai postgres"
+IMAGES="pause busybox starter stand-in-openai postgres redis"
 # Images the tests push to a loopback registry, for the kubelet to pull from there: built
 # (cached), never imported, so a pull really fetches them.
 PUSHED_IMAGES="external-provider"
@@ -93,6 +93,22 @@ kubectl="$(llsd_bin kubectl)"
 export KUBECONFIG="$kubeconfig" LLSD_KUBECTL="$kubectl" \
   LLSD_OPERATOR_BIN="$target_dir/debug/llama-stack-operator" \
   LLSD_NODE_CONTAINERD="$LLSD_CONTAINERD_SOCK"
+# Disk, checked here because running short shows up later as failures that do not name it
+# (a pod stuck ContainerCreating, a registry push cut off). The labelled-image test pushes a
+# full copy of the starter image into a registry under $TMPDIR; pods write to the node's dir.
+free_gib() { df -Pk "$1" | awk 'NR == 2 { printf "%d", $4 / 1048576 }'; }
+starter_gib="$(du -k "$("$HERE/images/build.sh" --cached starter | cut -d' ' -f3)" | awk '{ printf "%d", $1 / 1048576 + 1 }')"
+tmp_dir="${TMPDIR:-/tmp}"
+need_gib=$((starter_gib + 2))
+for dir in "$tmp_dir" "$LLSD_NODE_DIR"; do
+  have_gib="$(free_gib "$dir")"
+  if ((have_gib < need_gib)); then
+    echo "run-tests: only $have_gib GiB free on the filesystem of $dir; the node tests need $need_gib GiB" \
+      "(a $starter_gib GiB copy of the starter image for the labelled-image test, 2 GiB for pods)." \
+      "Free some space (e.g. cargo clean of stale target dirs) and run again." >&2
+    exit 1
+  fi
+done
 # The samples first, on a node of their own; the demo's test last, leaving the demo as a user
 # finds it after `make demo`.
 rc=0
