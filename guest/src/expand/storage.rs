@@ -151,6 +151,18 @@ fn kv_backend(cx: &mut Context<'_>, kv: &KvStorage) -> Mapping {
             };
             m.insert(key("host"), key(&host));
             m.insert(key("port"), Value::Number(port.into()));
+            if cx.catalog.is_some_and(|c| c.llama_stack_version == "0.7.3") {
+                // Seen on the real server (tests/support/tests/node_samples.rs, full sample):
+                // StackApp.__init__ runs stack.initialize() in a temporary event loop and
+                // closes it, and kv_redis keeps the connection it opened there.
+                cx.d.warn(
+                    "spec.storage.kv: llama-stack 0.7.3's kv_redis keeps a Redis connection opened in a \
+                     start-up event loop the server then closes, so the first registry read of each \
+                     server worker process (e.g. GET /v1/models) fails once with HTTP 500 (\"Event \
+                     loop is closed\" in the server's log) before it reconnects: clients should \
+                     retry, or keep kv on sqlite",
+                );
+            }
         }
     }
     m
