@@ -386,24 +386,7 @@ async fn postgres_sample_keeps_its_records_in_the_real_database() -> Result<()> 
     .await?;
 
     // What the server wrote, asked of PostgreSQL itself.
-    let psql = |sql: &str| {
-        kubectl(
-            &[
-                "-n",
-                "databases",
-                "exec",
-                "deployment/chat-db",
-                "--",
-                "psql",
-                "-U",
-                "llamastack",
-                "chat",
-                "-Atc",
-                sql,
-            ],
-            None,
-        )
-    };
+    let psql = |sql: &str| psql("chat-db", "llamastack", "chat", sql);
     let tables = psql("select tablename from pg_tables where schemaname = 'public' order by 1")?;
     for t in ["inference_store", "openai_conversations"] {
         ensure!(
@@ -717,6 +700,244 @@ async fn v1alpha1_full(
         "the user's config keeps kvstore.db on the volume; it holds {files:?}"
     );
     assert_no_secret_value(client, ns.name(), op, SIMPLE_TOKEN).await
+}
+
+/// deploy/samples/v1alpha2-full.yaml against real backends (tests/node/manifests/
+/// full-backends.yaml: pgvector, llama-db-rw, Redis at the sample's addresses) and a hostPath
+/// volume bound to its claim. One edit: the sample asks 2 CPUs per pod for 2 pods, the node
+/// has 2 in all, so each pod asks 250m here. The real server then runs every field group:
+/// its providers by API, `disabled: [eval]`, the overrides' ServiceAccount, env and volumes,
+/// the claim at `workload.storage.mountPath`, its registry in the sample's Redis, its records
+/// in llama-db (storage.sql) and pgvector's metadata in the vectors database.
+#[tokio::test]
+async fn full_sample_runs_every_field_group_against_real_backends() -> Result<()> {
+    let (client, ns, op) = setup("node-full").await?;
+    let volume = HostPathVolume::create(ns.name(), "full-pvc", "20Gi")?;
+    let result = full_sample(&client, &ns, &op).await;
+    let result = match result {
+        Ok(()) => ns.delete().await,
+        Err(e) => Err(e),
+    };
+    result.and(volume.delete())
+}
+
+async fn full_sample(
+    client: &llsd_test_support::kube::Client,
+    ns: &TestNamespace,
+    op: &Operator,
+) -> Result<()> {
+    let backends = root().join("tests/node/manifests/full-backends.yaml");
+    kubectl(&["apply", "-f", &backends.to_string_lossy()], None)?;
+    for (bns, d) in [
+        ("databases", "pgvector"),
+        ("databases", "llama-db-rw"),
+        ("cache", "redis"),
+    ] {
+        kubectl(
+            &[
+                "-n",
+                bns,
+                "rollout",
+                "status",
+                &format!("deployment/{d}"),
+                "--timeout=120s",
+            ],
+            None,
+        )?;
+    }
+    apply_sample_edited(ns.name(), "v1alpha2-full.yaml", |spec| {
+        spec["workload"]["resources"]["requests"]["cpu"] = json!("250m");
+        Ok(())
+    })?;
+    let (_, http, url) = serving(client, ns.name(), op, "full").await?;
+    wait_rolled_out(client, ns.name(), "full", 2).await?;
+    for pod in ready_server_pods(client, ns.name(), "full").await? {
+        let spec = pod.spec.as_ref().context("pod spec")?;
+        ensure!(
+            spec.service_account_name.as_deref() == Some("full-runtime"),
+            "pod {:?} runs as {:?}",
+            pod.metadata.name,
+            spec.service_account_name
+        );
+        let server = spec.containers.first().context("server container")?;
+        let mounts: Vec<(&str, &str)> = server
+            .volume_mounts
+            .iter()
+            .flatten()
+            .map(|m| (m.name.as_str(), m.mount_path.as_str()))
+            .collect();
+        ensure!(
+            mounts.iter().any(|(_, p)| *p == "/home/lls/.lls")
+                && mounts.contains(&("scratch", "/scratch")),
+            "the claim or the scratch volume is not mounted where the sample says: {mounts:?}"
+        );
+    }
+    let mut providers = providers(&http, &url).await?;
+    providers.sort();
+    for want in [
+        "inference/vllm-main/remote::vllm",
+        "inference/sentence-transformers/inline::sentence-transformers",
+        "safety/llama-guard/inline::llama-guard",
+        "vector_io/pgvector/remote::pgvector",
+        "tool_runtime/tavily-search/remote::tavily-search",
+    ] {
+        ensure!(
+            providers.iter().any(|p| p == want),
+            "the server lacks {want}: {providers:?}"
+        );
+    }
+    ensure!(
+        !providers.iter().any(|p| p.starts_with("eval/")),
+        "disabled: [eval] still runs eval providers: {providers:?}"
+    );
+    ensure!(
+        providers
+            .iter()
+            .filter(|p| p.starts_with("inference/") || p.starts_with("vector_io/"))
+            .count()
+            == 3,
+        "providers lists replace the distribution's of their API: {providers:?}"
+    );
+
+    // llama-stack 0.7.3's kv_redis (upstream bug): StackApp.__init__ runs stack.initialize()
+    // in a temporary event loop and closes it, and the Redis connection opened there stays in
+    // each uvicorn worker's pool. The first registry read a worker makes on it fails with 500
+    // ("got Future attached to a different loop", then "Event loop is closed" in the server's
+    // log); redis-py then drops it and the worker's later reads succeed. Seen: 4-5 failures in
+    // 40 requests over 2 pods x 2 workers. The engine warns about it (spec.storage.kv). So: at
+    // most 2 failures per worker process, each one that bug by the server's log, and every
+    // answer lists the CR's models.
+    let workers = 2 * 2;
+    let (mut answers, mut failures) = (0, Vec::new());
+    for _ in 0..60 {
+        match model_ids(&http, &url).await {
+            Ok(models) => {
+                answers += 1;
+                for want in [
+                    "vllm-main/meta-llama/Llama-3.1-8B-Instruct",
+                    "vllm-main/meta-llama/Llama-Guard-3-8B",
+                ] {
+                    ensure!(
+                        models.iter().any(|m| m == want),
+                        "the server lacks {want}: {models:?}"
+                    );
+                }
+            }
+            Err(e) => failures.push(format!("{e:#}")),
+        }
+    }
+    ensure!(
+        failures.len() <= 2 * workers,
+        "/v1/models failed {} times in 60, beyond the known first read per worker: {failures:#?}",
+        failures.len()
+    );
+    if !failures.is_empty() {
+        let log = kubectl(
+            &[
+                "-n",
+                ns.name(),
+                "logs",
+                "-l",
+                "app.kubernetes.io/instance=full",
+                "--tail=-1",
+            ],
+            None,
+        )?;
+        let known = log.matches("attached to a different loop").count();
+        ensure!(
+            known >= failures.len(),
+            "{} of {answers} answers failed, only {known} by the known kv_redis bug: {failures:#?}",
+            failures.len()
+        );
+    }
+    let shields = get_json(&http, &format!("{url}/v1/shields")).await?;
+    ensure!(
+        data(&shields)
+            .iter()
+            .any(|s| s["identifier"] == "meta-llama/Llama-Guard-3-8B"),
+        "resources.shields is not registered: {shields}"
+    );
+    // storage.kv: the registry the server keeps is in the sample's Redis.
+    let keys = kubectl(
+        &[
+            "-n",
+            "cache",
+            "exec",
+            "deployment/redis",
+            "--",
+            "sh",
+            "-c",
+            "REDISCLI_AUTH=\"$REDIS_PASSWORD\" redis-cli --scan",
+        ],
+        None,
+    )?;
+    for want in [
+        "vllm-main/meta-llama/Llama-3.1-8B-Instruct",
+        "vllm-main/meta-llama/Llama-Guard-3-8B",
+    ] {
+        ensure!(
+            keys.lines()
+                .any(|k| k.contains("model") && k.ends_with(want)),
+            "model {want} is not in the server's registry in Redis: {keys}"
+        );
+    }
+    // storage.sql: a conversation lands in llama-db (the server creates its tables on first use).
+    let conversation = post_json(&http, &format!("{url}/v1/conversations"), &json!({})).await?;
+    let conversation = conversation["id"]
+        .as_str()
+        .context("conversation id")?
+        .to_string();
+    let rows = psql(
+        "llama-db-rw",
+        "llamastack",
+        "llamastack",
+        &format!("select count(*) from openai_conversations where id = '{conversation}'"),
+    )?;
+    ensure!(
+        rows.trim() == "1",
+        "conversation {conversation} is not in llama-db: {rows}"
+    );
+    // vectorIo pgvector: the provider connected with the Secret's host and password.
+    let tables = psql(
+        "pgvector",
+        "llama",
+        "vectors",
+        "select tablename from pg_tables where schemaname = 'public'",
+    )?;
+    ensure!(
+        tables.lines().any(|t| t.trim() == "metadata_store"),
+        "pgvector's metadata_store is not in the vectors database: {tables}"
+    );
+    for value in [
+        "fake-vllm-token-replace-me",
+        "fake-pgvector-password",
+        "fake-tavily-key",
+        "fake-redis-password",
+        "fake-db-password",
+    ] {
+        assert_no_secret_value(client, ns.name(), op, value).await?;
+    }
+    Ok(())
+}
+
+/// `psql -Atc sql` as `user` on database `db` of Deployment `deployment` in `databases`.
+fn psql(deployment: &str, user: &str, db: &str, sql: &str) -> Result<String> {
+    kubectl(
+        &[
+            "-n",
+            "databases",
+            "exec",
+            &format!("deployment/{deployment}"),
+            "--",
+            "psql",
+            "-U",
+            user,
+            db,
+            "-Atc",
+            sql,
+        ],
+        None,
+    )
 }
 
 /// `networking.tls.caBundle`: the simple sample pointed at an HTTPS backend (the stand-in for
