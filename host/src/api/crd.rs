@@ -176,7 +176,8 @@ mod tests {
                 ("Available", 0),
                 ("Age", 0),
                 ("Distribution", 1),
-                ("Config", 1)
+                ("Config", 1),
+                ("Server", 1)
             ]
         );
         assert_eq!(

@@ -9,8 +9,10 @@ mod apply;
 pub mod children;
 mod error;
 mod inputs;
+pub mod pods;
 mod prune;
 mod reconcile;
+pub mod server_info;
 pub mod status;
 
 pub use error::Error;
@@ -58,6 +60,10 @@ pub struct Context {
     /// Last `metadata.generation` we wrote or saw per owned object: a different live
     /// generation means someone else edited its spec (drift).
     generations: Mutex<HashMap<String, i64>>,
+    /// When each CR's server was last read (`ns/name`), and with which config.
+    server_reads: Mutex<HashMap<String, (std::time::Instant, String)>>,
+    /// The client for plain-HTTP servers, built at the first read.
+    server_http: Mutex<Option<reqwest::Client>>,
 }
 
 impl Context {
@@ -85,7 +91,50 @@ impl Context {
             settings: Mutex::new(OperatorConfig::default()),
             failures: Mutex::new(HashMap::new()),
             generations: Mutex::new(HashMap::new()),
+            server_reads: Mutex::new(HashMap::new()),
+            server_http: Mutex::new(None),
         }
+    }
+
+    /// Whether CR `key`'s server is due a read: never read, its config changed since, or the
+    /// last read is [`server_info::REFRESH`] old. Marks it read now.
+    fn server_read_due(&self, key: &str, config: &str) -> bool {
+        let Ok(mut reads) = self.server_reads.lock() else {
+            return true;
+        };
+        let now = std::time::Instant::now();
+        let due = reads.get(key).is_none_or(|(at, c)| {
+            c != config || now.duration_since(*at) + Duration::from_secs(1) >= server_info::REFRESH
+        });
+        if due {
+            reads.insert(key.to_string(), (now, config.to_string()));
+        }
+        due
+    }
+
+    /// Reads a server (version, providers); the error as the condition words it.
+    async fn read_server(
+        &self,
+        target: &server_info::Target,
+    ) -> Result<server_info::ServerInfo, String> {
+        let http = {
+            let mut slot = self
+                .server_http
+                .lock()
+                .map_err(|_| "client lock poisoned".to_string())?;
+            match slot.as_ref() {
+                Some(c) => c.clone(),
+                None => {
+                    let c = server_info::http_client().map_err(|e| e.to_string())?;
+                    *slot = Some(c.clone());
+                    c
+                }
+            }
+        };
+        server_info::read(&http, target).await.map_err(|e| {
+            tracing::info!(server = %target.addr, error = %e, "server not readable");
+            error_chain(&e)
+        })
     }
 
     pub fn with_registry(mut self, registry: Arc<crate::oci::Registry>) -> Context {
@@ -188,17 +237,16 @@ fn referencing(
 /// The CR whose `status.externalProviders` a pod's init containers report (D16). Their
 /// progress changes the pod, not the Deployment, so without this the status would wait for the
 /// resync. Pods of CRs without external providers map to nothing: their churn costs no pass.
-fn installing_owner(
+/// The CR whose server pod changed: its install progress, readiness, restarts and
+/// scheduling reach the status only through the pods (issue 17).
+fn pod_owner(
     store: &Store<LlamaStackDistribution>,
     pod: &PartialObjectMeta<Pod>,
 ) -> Option<ObjectRef<LlamaStackDistribution>> {
     let ns = pod.namespace()?;
     let name = pod.labels().get(children::INSTANCE_LABEL)?;
     let key = ObjectRef::new(name).within(&ns);
-    store
-        .get(&key)
-        .filter(|cr| cr.spec.external_providers.is_some())
-        .map(|_| key)
+    store.get(&key).map(|_| key)
 }
 
 fn ca_namespace(cr: &LlamaStackDistribution) -> Option<&str> {
@@ -374,11 +422,26 @@ pub async fn run(
             }
             referencing(&store2, &ns, &name, RefKind::ConfigMap)
         })
-        .watches_stream(pods, move |p| installing_owner(&store3, &p))
+        .watches_stream(pods, move |p| pod_owner(&store3, &p))
         .graceful_shutdown_on(shutdown)
         .run(reconcile::reconcile, reconcile::error_policy, ctx)
         .for_each(|_| futures::future::ready(()))
         .await;
+}
+
+/// An error with its sources (`connection refused` sits under reqwest's own words).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
 }
 
 /// How long a healthy CR waits before a routine re-check (drift on objects we do not watch).

@@ -5,10 +5,13 @@
 //! the running Deployment untouched (FR-097) and is reported in conditions and an Event.
 
 use super::apply::{self, Outcome};
+use super::children::deployment::VOLUME_CONFIG;
 use super::children::external::ExternalInstall;
 use super::children::{self, Inputs, names};
 use super::error::{Error, api};
 use super::inputs::{self, Problem};
+use super::pods;
+use super::server_info;
 use super::status::{self, CONFIG_GENERATED, Cond, SECRETS_RESOLVED};
 use super::{Context, RESYNC, RefKind, retry};
 use crate::api::shared::{DistributionConfig, Phase, VersionInfo};
@@ -20,7 +23,7 @@ use crate::api::v1alpha2::{
 use crate::api::v1alpha2::{ExternalProviderRef, ExternalProviderStatus};
 use crate::oci::OciError;
 use crate::settings::OperatorConfig;
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{
     ConfigMap, PersistentVolumeClaim, Pod, Secret, Service, ServiceAccount,
@@ -400,20 +403,22 @@ impl<'a> Reconcile<'a> {
         )
         .await?;
         let services: Api<Service> = Api::namespaced(client.clone(), ns);
-        self.write(
-            &services,
-            children::service::service(&inputs)?,
-            false,
-            "Service",
-        )
-        .await?;
+        let (_, service) = self
+            .write(
+                &services,
+                children::service::service(&inputs)?,
+                false,
+                "Service",
+            )
+            .await?;
         let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), ns);
         if let Some(pvc) = children::pvc::pvc(&inputs)? {
             self.write(&pvcs, pvc, true, "PersistentVolumeClaim")
                 .await?;
         }
         let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns);
-        let previous_config = live.and_then(mounted_config);
+        let previous_config = live
+            .and_then(|d| pods::mounted_config(Some(&d.spec.as_ref()?.template), VOLUME_CONFIG));
         // The Deployment read at the start of this pass is the live one: no second GET.
         let (outcome, dep) = match apply::ensure_against(
             self.ctx,
@@ -488,15 +493,32 @@ impl<'a> Reconcile<'a> {
             }
         };
 
-        // FR-025a: old generated ConfigMaps.
-        let mut in_use = vec![cm_name.as_str()];
-        if let Some(p) = previous_config.as_deref() {
-            in_use.push(p);
-        }
+        // What the pods do, and which of them run this config (issue 17).
+        let (server_pods, sets) = self.server_pods(ns, name).await?;
+        let template = pods::current_template_hash(&dep, &sets);
+        let new_problem = template.as_deref().and_then(|h| {
+            server_pods
+                .iter()
+                .filter(|p| pods::runs_template(p, h))
+                .find_map(pods::problem)
+        });
+        let any_problem = server_pods.iter().find_map(pods::problem);
+
+        // FR-025a: old generated ConfigMaps; never one that pods still mount.
+        let mut in_use = vec![cm_name.clone()];
+        in_use.extend(previous_config);
+        in_use.extend(pods::configs_in_use(&sets, VOLUME_CONFIG));
+        let in_use: Vec<&str> = in_use.iter().map(String::as_str).collect();
         self.prune(&configmaps, name, uid, &in_use).await?;
 
         // Status.
-        let (available, ready, phase) = status::availability(Some(&dep));
+        let (available, progressing, ready, phase) = status::availability(
+            Some(&dep),
+            status::Pods {
+                new_problem: new_problem.as_ref(),
+                any_problem: any_problem.as_ref(),
+            },
+        );
         let port = spec
             .networking
             .as_ref()
@@ -518,7 +540,10 @@ impl<'a> Reconcile<'a> {
         let external_providers = if registry.installs.is_empty() {
             None
         } else {
-            let pod = self.newest_pod(ns, name).await?;
+            let pod = server_pods
+                .iter()
+                .max_by_key(|p| p.metadata.creation_timestamp.clone().map(|t| t.0))
+                .cloned();
             let previous = old.external_providers.as_deref().unwrap_or_default();
             let statuses = children::external::provider_statuses(
                 &registry.installs,
@@ -551,12 +576,32 @@ impl<'a> Reconcile<'a> {
             }
             Some(statuses)
         };
-        let conds = vec![
+        let old_conds = old.conditions.clone().unwrap_or_default();
+        if status::stalled(&old_conds, &progressing) {
+            self.event(
+                EventType::Warning,
+                status::NEW_CONFIG_NOT_READY,
+                progressing.message.clone(),
+            )
+            .await;
+        }
+        let mut conds = vec![
             status::config_generated(generated.provider_count, generated.resource_count),
             status::deployment_updated(&cm_name),
             available,
+            progressing,
             status::secrets_resolved(check.count),
         ];
+        // What the server says (issue 17): once the config is rolled out, then each minute.
+        let mut carried = self.carried(&old);
+        let ready_now = phase == Phase::Ready;
+        if ready_now && ctx.server_read_due(&format!("{ns}/{name}"), &cm_name) {
+            let read = match self.server_target(ns, &service, port).await? {
+                Ok(target) => ctx.read_server(&target).await,
+                Err(message) => Err(message),
+            };
+            conds.push(server_info::apply(read, &mut carried, now()));
+        }
         let new = LlamaStackDistributionStatus {
             phase: Some(phase),
             resolved_distribution: Some(ResolvedDistribution {
@@ -585,32 +630,84 @@ impl<'a> Reconcile<'a> {
             )),
             route_url,
             external_providers,
-            ..self.carried(&old)
+            ..carried
         };
         self.write_status(new, &conds).await?;
         ctx.backoff(&format!("{ns}/{name}"), false);
         Ok(Ok(Pass {
-            action: Action::requeue(RESYNC),
+            action: Action::requeue(if ready_now {
+                server_info::REFRESH
+            } else {
+                RESYNC
+            }),
             failed: false,
         }))
     }
 
-    /// The most recently created pod of this CR's Deployment.
-    async fn newest_pod(&self, ns: &str, name: &str) -> Result<Option<Pod>, Error> {
-        let pods: Api<Pod> = Api::namespaced(self.ctx.client.clone(), ns);
+    /// Where the server listens: its Service's ClusterIP; with TLS, the Secret's CA (or its
+    /// certificate) to verify it with. `Err` says why it cannot be reached.
+    async fn server_target(
+        &self,
+        ns: &str,
+        service: &Service,
+        port: i32,
+    ) -> Result<Result<server_info::Target, String>, Error> {
+        let ip = service
+            .spec
+            .as_ref()
+            .and_then(|s| s.cluster_ip.as_deref())
+            .and_then(|ip| ip.parse().ok());
+        let (Some(ip), Ok(port)) = (ip, u16::try_from(port)) else {
+            return Ok(Err(format!(
+                "Service {ns}/{} has no ClusterIP to reach the server at",
+                service.name_any()
+            )));
+        };
+        let mut target = server_info::Target::new(ip, port, &service.name_any(), ns);
+        if let Some(secret) = children::server_tls(self.cr).and_then(|t| t.secret_name.as_deref()) {
+            let secrets: Api<Secret> = Api::namespaced(self.ctx.client.clone(), ns);
+            let data = secrets
+                .get_opt(secret)
+                .await
+                .map_err(api("read", format!("Secret {ns}/{secret}")))?
+                .and_then(|s| s.data)
+                .unwrap_or_default();
+            match data.get("ca.crt").or_else(|| data.get("tls.crt")) {
+                Some(pem) => target.tls_roots = Some(pem.0.clone()),
+                None => {
+                    return Ok(Err(format!(
+                        "Secret {ns}/{secret} has neither ca.crt nor tls.crt to verify the server with"
+                    )));
+                }
+            }
+        }
+        Ok(Ok(target))
+    }
+
+    /// The server pods of this CR and the ReplicaSets of its Deployment (by the Deployment's
+    /// selector labels).
+    async fn server_pods(
+        &self,
+        ns: &str,
+        name: &str,
+    ) -> Result<(Vec<Pod>, Vec<ReplicaSet>), Error> {
         let selector = children::selector_labels(name)
             .iter()
             .map(|(k, v)| format!("{k}={v}"))
             .collect::<Vec<_>>()
             .join(",");
-        let list = pods
-            .list(&ListParams::default().labels(&selector))
+        let lp = ListParams::default().labels(&selector);
+        let pods: Api<Pod> = Api::namespaced(self.ctx.client.clone(), ns);
+        let pods = pods
+            .list(&lp)
             .await
             .map_err(api("list", format!("pods of {ns}/{name}")))?;
-        Ok(list
-            .items
-            .into_iter()
-            .max_by_key(|p| p.metadata.creation_timestamp.clone().map(|t| t.0)))
+        let sets: Api<ReplicaSet> = Api::namespaced(self.ctx.client.clone(), ns);
+        let sets = sets
+            .list(&lp)
+            .await
+            .map_err(api("list", format!("ReplicaSets of {ns}/{name}")))?;
+        Ok((pods.items, sets.items))
     }
 
     /// What the registry says about this CR's images; `Err(Failure)` names the image and
@@ -700,7 +797,7 @@ impl<'a> Reconcile<'a> {
                     .version
                     .as_ref()
                     .and_then(|v| v.llama_stack_server_version.clone()),
-                last_updated: None,
+                last_updated: old.version.as_ref().and_then(|v| v.last_updated.clone()),
             }),
             distribution_config: Some(DistributionConfig {
                 active_distribution: Some(
@@ -773,11 +870,15 @@ impl<'a> Reconcile<'a> {
     ) -> Result<Pass, Error> {
         let old = self.cr.status.clone().unwrap_or_default();
         let old_conds = old.conditions.clone().unwrap_or_default();
-        let (available, ready, _) = status::availability(live);
+        let (available, _, ready, _) = status::availability(live, status::Pods::default());
         let mut conds = f.conds.clone();
         conds.push(available);
         // Keep what still holds from the last good pass.
-        for keep in [status::DEPLOYMENT_UPDATED, SECRETS_RESOLVED] {
+        for keep in [
+            status::DEPLOYMENT_UPDATED,
+            status::PROGRESSING,
+            SECRETS_RESOLVED,
+        ] {
             if !conds.iter().any(|c| c.type_ == keep)
                 && let Some(c) = old_conds.iter().find(|c| c.type_ == keep)
             {
@@ -1016,22 +1117,6 @@ fn field_errors(errors: &[FieldError]) -> String {
         .map(|e| format!("{}: {}", e.path, e.message))
         .collect::<Vec<_>>()
         .join("; ")
-}
-
-/// The generated ConfigMap a Deployment mounts.
-fn mounted_config(dep: &Deployment) -> Option<String> {
-    dep.spec
-        .as_ref()?
-        .template
-        .spec
-        .as_ref()?
-        .volumes
-        .as_ref()?
-        .iter()
-        .find(|v| v.name == "config")?
-        .config_map
-        .as_ref()
-        .map(|c| c.name.clone())
 }
 
 fn now() -> Time {

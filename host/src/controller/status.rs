@@ -2,6 +2,7 @@
 //! (§9.3). Pure: the reconcile decides, this module words it. Timestamps only move when a
 //! condition's status flips, so an unchanged world yields an identical status and no write.
 
+use super::pods::PodProblem;
 use crate::api::shared::{Condition, Phase};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -10,6 +11,9 @@ pub const CONFIG_GENERATED: &str = "ConfigGenerated";
 pub const DEPLOYMENT_UPDATED: &str = "DeploymentUpdated";
 pub const AVAILABLE: &str = "Available";
 pub const SECRETS_RESOLVED: &str = "SecretsResolved";
+pub const PROGRESSING: &str = "Progressing";
+/// `Progressing=False`: pods of the current config do not become ready (issue 17).
+pub const NEW_CONFIG_NOT_READY: &str = "NewConfigNotReady";
 
 /// One condition before timestamps.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,9 +65,19 @@ pub fn secrets_resolved(count: usize) -> Cond {
     )
 }
 
-/// What the live Deployment says about availability (FR-099), and the phase that follows
-/// when nothing failed.
-pub fn availability(dep: Option<&Deployment>) -> (Cond, i32, Phase) {
+/// What the server pods say beyond the Deployment's counts (issue 17).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Pods<'a> {
+    /// The first problem of a pod running the Deployment's current template (the new config).
+    pub new_problem: Option<&'a PodProblem>,
+    /// The first problem of any server pod.
+    pub any_problem: Option<&'a PodProblem>,
+}
+
+/// What the live Deployment and its pods say: `Available` (FR-099: whether any replica
+/// serves, whatever config it runs), `Progressing` (whether the current config is rolled out,
+/// or why its pods do not become ready) and the phase that follows when nothing else failed.
+pub fn availability(dep: Option<&Deployment>, pods: Pods) -> (Cond, Cond, i32, Phase) {
     let Some(dep) = dep else {
         return (
             Cond::new(
@@ -71,6 +85,12 @@ pub fn availability(dep: Option<&Deployment>) -> (Cond, i32, Phase) {
                 false,
                 "ReplicasUnavailable",
                 "0/0 replicas available",
+            ),
+            Cond::new(
+                PROGRESSING,
+                true,
+                "RolloutInProgress",
+                "Waiting for the Deployment",
             ),
             0,
             Phase::Pending,
@@ -84,41 +104,81 @@ pub fn availability(dep: Option<&Deployment>) -> (Cond, i32, Phase) {
     let observed = st.observed_generation.unwrap_or(0) >= dep.metadata.generation.unwrap_or(0);
     let total = st.replicas.unwrap_or(0);
     // Old pods still running or not all updated yet: the new config is rolling out.
-    if !observed || updated < desired || total > updated {
-        return (
-            Cond::new(
-                AVAILABLE,
-                false,
-                "RolloutInProgress",
-                format!("Rolling update in progress: {updated}/{desired} updated"),
-            ),
-            ready,
-            Phase::Initializing,
-        );
-    }
-    if available >= 1 {
-        (
-            Cond::new(
-                AVAILABLE,
-                true,
-                "MinimumReplicasAvailable",
-                format!("{available}/{desired} replicas available with current config"),
-            ),
-            ready,
-            Phase::Ready,
+    let rolling = !observed || updated < desired || total > updated;
+
+    let available_cond = if available >= 1 {
+        Cond::new(
+            AVAILABLE,
+            true,
+            "MinimumReplicasAvailable",
+            if rolling {
+                format!("{available}/{desired} replicas available while the new config rolls out")
+            } else {
+                format!("{available}/{desired} replicas available with current config")
+            },
         )
     } else {
-        (
-            Cond::new(
+        match pods.any_problem {
+            Some(p) => Cond::new(
+                AVAILABLE,
+                false,
+                p.reason,
+                format!("0/{desired} replicas available: {}", p.describe()),
+            ),
+            None => Cond::new(
                 AVAILABLE,
                 false,
                 "ReplicasUnavailable",
                 format!("{available}/{desired} replicas available"),
             ),
-            ready,
+        }
+    };
+    let (progressing, phase) = match pods.new_problem {
+        Some(p) => {
+            let serving = if available >= 1 {
+                format!("; {available} replica(s) of the previous config keep serving")
+            } else {
+                String::new()
+            };
+            (
+                Cond::new(
+                    PROGRESSING,
+                    false,
+                    NEW_CONFIG_NOT_READY,
+                    format!("{} ({}){serving}", p.describe(), p.reason),
+                ),
+                // The scheduler may still find room (a volume being bound): not a failure yet.
+                if p.reason == "Unschedulable" {
+                    Phase::Pending
+                } else {
+                    Phase::Failed
+                },
+            )
+        }
+        None if rolling => (
+            Cond::new(
+                PROGRESSING,
+                true,
+                "RolloutInProgress",
+                format!("Rolling update in progress: {updated}/{desired} updated"),
+            ),
             Phase::Initializing,
-        )
-    }
+        ),
+        None => (
+            Cond::new(
+                PROGRESSING,
+                true,
+                "RolloutComplete",
+                format!("{updated}/{desired} replicas run the current config"),
+            ),
+            if available >= 1 {
+                Phase::Ready
+            } else {
+                Phase::Initializing
+            },
+        ),
+    };
+    (available_cond, progressing, ready, phase)
 }
 
 /// The new conditions in a fixed order, each keeping its old `lastTransitionTime` unless its
@@ -152,6 +212,7 @@ pub fn merge(
         CONFIG_GENERATED,
         DEPLOYMENT_UPDATED,
         AVAILABLE,
+        PROGRESSING,
         SECRETS_RESOLVED,
     ];
     out.extend(
@@ -176,6 +237,17 @@ pub fn changed(old: &[Condition], cond: &Cond) -> bool {
     })
 }
 
+/// Whether `progressing` newly says the current config's pods do not become ready: the
+/// Warning Event is recorded once per stalled rollout, not each time its message changes
+/// (another pod, another restart).
+pub fn stalled(old: &[Condition], progressing: &Cond) -> bool {
+    let stalled_now = !progressing.ok && progressing.reason == NEW_CONFIG_NOT_READY;
+    stalled_now
+        && !old.iter().any(|o| {
+            o.type_ == PROGRESSING && o.status == "False" && o.reason == NEW_CONFIG_NOT_READY
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -198,7 +270,8 @@ mod tests {
 
     #[test]
     fn availability_follows_the_deployment() {
-        let (c, _, p) = availability(None);
+        let none = Pods::default();
+        let (c, _, _, p) = availability(None, none);
         assert_eq!((c.ok, p), (false, Phase::Pending));
         let fresh = DeploymentStatus {
             observed_generation: Some(1),
@@ -206,32 +279,81 @@ mod tests {
             updated_replicas: Some(1),
             ..Default::default()
         };
-        let (c, _, p) = availability(Some(&dep(1, 1, fresh.clone())));
+        let (c, g, _, p) = availability(Some(&dep(1, 1, fresh.clone())), none);
         assert_eq!(
-            (c.reason.as_str(), p),
-            ("ReplicasUnavailable", Phase::Initializing)
+            (c.reason.as_str(), g.reason.as_str(), p),
+            (
+                "ReplicasUnavailable",
+                "RolloutComplete",
+                Phase::Initializing
+            )
         );
         let ready = DeploymentStatus {
             ready_replicas: Some(1),
             available_replicas: Some(1),
             ..fresh.clone()
         };
-        let (c, r, p) = availability(Some(&dep(1, 1, ready.clone())));
+        let (c, g, r, p) = availability(Some(&dep(1, 1, ready.clone())), none);
         assert_eq!(c.message, "1/1 replicas available with current config");
+        assert_eq!(g.message, "1/1 replicas run the current config");
         assert_eq!((r, p), (1, Phase::Ready));
-        // A new generation not observed yet, or old pods left: rolling.
-        let (c, _, p) = availability(Some(&dep(1, 2, ready.clone())));
+        // A new generation not observed yet, or old pods left: rolling, and still available.
+        let (c, g, _, p) = availability(Some(&dep(1, 2, ready.clone())), none);
         assert_eq!(
-            (c.reason.as_str(), p),
-            ("RolloutInProgress", Phase::Initializing)
+            (c.ok, g.reason.as_str(), p),
+            (true, "RolloutInProgress", Phase::Initializing)
+        );
+        assert_eq!(
+            c.message,
+            "1/1 replicas available while the new config rolls out"
         );
         let mixed = DeploymentStatus {
             replicas: Some(2),
-            ..ready
+            ..ready.clone()
         };
         assert_eq!(
-            availability(Some(&dep(1, 1, mixed))).0.reason,
+            availability(Some(&dep(1, 1, mixed.clone())), none).1.reason,
             "RolloutInProgress"
+        );
+        // The new pods crash: the old one serves, the CR says why the new ones do not.
+        let crash = PodProblem {
+            reason: "CrashLoopBackOff",
+            pod: "srv-new".into(),
+            message: "container llama-stack exited (1): ValueError: X not set".into(),
+        };
+        let stuck = Pods {
+            new_problem: Some(&crash),
+            any_problem: Some(&crash),
+        };
+        let (c, g, _, p) = availability(Some(&dep(1, 1, mixed)), stuck);
+        assert!(c.ok, "{c:?}");
+        assert_eq!(
+            (g.ok, g.reason.as_str(), p),
+            (false, NEW_CONFIG_NOT_READY, Phase::Failed)
+        );
+        assert_eq!(
+            g.message,
+            "pod srv-new: container llama-stack exited (1): ValueError: X not set (CrashLoopBackOff); 1 replica(s) of the previous config keep serving"
+        );
+        // Nothing serves: Available names the pod's problem.
+        let pending = PodProblem {
+            reason: "Unschedulable",
+            pod: "srv-1".into(),
+            message: "0/1 nodes are available: pod has unbound immediate PersistentVolumeClaims."
+                .into(),
+        };
+        let blocked = Pods {
+            new_problem: Some(&pending),
+            any_problem: Some(&pending),
+        };
+        let (c, _, _, p) = availability(Some(&dep(1, 1, fresh)), blocked);
+        assert_eq!(
+            (c.ok, c.reason.as_str(), p),
+            (false, "Unschedulable", Phase::Pending)
+        );
+        assert_eq!(
+            c.message,
+            "0/1 replicas available: pod srv-1: 0/1 nodes are available: pod has unbound immediate PersistentVolumeClaims."
         );
     }
 
@@ -260,6 +382,25 @@ mod tests {
         assert_eq!(flipped[0].last_transition_time, t1);
         assert!(changed(&same, &flipped_cond()));
         assert!(!changed(&first, &config_generated(3, 2)));
+    }
+
+    #[test]
+    fn a_stalled_rollout_is_announced_once() {
+        let t0 = Time(Timestamp::from_second(1_000).expect("valid"));
+        let stuck = |m: &str| Cond::new(PROGRESSING, false, NEW_CONFIG_NOT_READY, m);
+        let rolling = merge(
+            &[],
+            &[Cond::new(PROGRESSING, true, "RolloutInProgress", "0/1")],
+            Some(1),
+            &t0,
+        );
+        assert!(stalled(&rolling, &stuck("pod a")));
+        let after = merge(&rolling, &[stuck("pod a")], Some(1), &t0);
+        assert!(!stalled(&after, &stuck("pod b: another restart")));
+        assert!(!stalled(
+            &after,
+            &Cond::new(PROGRESSING, true, "RolloutComplete", "1/1")
+        ));
     }
 
     fn flipped_cond() -> Cond {

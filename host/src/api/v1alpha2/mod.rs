@@ -88,6 +88,13 @@ fn disabled_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
         priority = 1,
         description = "Generated ConfigMap in use"
     ),
+    printcolumn(
+        name = "Server",
+        type_ = "string",
+        json_path = ".status.version.llamaStackServerVersion",
+        priority = 1,
+        description = "Version the running server reports"
+    ),
     selectable = ".spec.overrideConfig.configMapName",
     selectable = ".spec.networking.tls.caBundle.configMapName"
 )]

@@ -8,7 +8,9 @@ use super::{
     workload,
 };
 use crate::api::v1alpha2::WorkloadSpec;
-use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
+use k8s_openapi::api::apps::v1::{
+    Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment,
+};
 use k8s_openapi::api::core::v1::{
     Affinity, Capabilities, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource,
     EnvVar, EnvVarSource, HTTPGetAction, KeyToPath, Lifecycle, LifecycleHandler,
@@ -96,13 +98,7 @@ pub fn deployment(inputs: &Inputs) -> Result<Deployment, BuildError> {
                 match_labels: Some(selector_labels(name)),
                 ..LabelSelector::default()
             },
-            // A ReadWriteOnce volume cannot attach to the old and the new pod at once.
-            strategy: w
-                .and_then(|w| w.storage.as_ref())
-                .map(|_| DeploymentStrategy {
-                    type_: Some("Recreate".into()),
-                    ..DeploymentStrategy::default()
-                }),
+            strategy: Some(strategy(w.is_some_and(|w| w.storage.is_some()))),
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
                     labels: Some(common_labels(name, COMPONENT_SERVER)),
@@ -330,7 +326,30 @@ fn container(inputs: &Inputs, tls: bool) -> Container {
             ..Lifecycle::default()
         }),
         security_context: Some(container_security_context()),
+        // A server that exits on its config says why in its last log lines; the kubelet
+        // keeps them as the termination message, which the status quotes (issue 17).
+        termination_message_policy: Some("FallbackToLogsOnError".into()),
         ..Container::default()
+    }
+}
+
+/// A rolling update that never lowers capacity: new pods come first (a quarter more, at
+/// least one) and an old pod goes only when a new one is ready, so a config the server
+/// rejects leaves the old pods serving (issue 17). With `workload.storage` the pods share
+/// a ReadWriteOnce volume, which cannot attach to the old and the new pod at once: Recreate.
+fn strategy(storage: bool) -> DeploymentStrategy {
+    if storage {
+        return DeploymentStrategy {
+            type_: Some("Recreate".into()),
+            ..DeploymentStrategy::default()
+        };
+    }
+    DeploymentStrategy {
+        type_: Some("RollingUpdate".into()),
+        rolling_update: Some(RollingUpdateDeployment {
+            max_surge: Some(IntOrString::String("25%".into())),
+            max_unavailable: Some(IntOrString::Int(0)),
+        }),
     }
 }
 
@@ -639,7 +658,27 @@ mod tests {
         assert_server_owned(&d.metadata, NAME);
         let spec = d.spec.as_ref().unwrap();
         assert_eq!(spec.replicas, Some(1));
-        assert_eq!(spec.strategy, None);
+        // Issue 17: capacity never drops during a rollout.
+        let rolling = spec
+            .strategy
+            .as_ref()
+            .and_then(|s| s.rolling_update.as_ref());
+        assert_eq!(
+            (
+                spec.strategy.as_ref().and_then(|s| s.type_.as_deref()),
+                rolling.and_then(|r| r.max_unavailable.clone()),
+                rolling.and_then(|r| r.max_surge.clone()),
+            ),
+            (
+                Some("RollingUpdate"),
+                Some(IntOrString::Int(0)),
+                Some(IntOrString::String("25%".into()))
+            )
+        );
+        assert_eq!(
+            main_container(&d).termination_message_policy.as_deref(),
+            Some("FallbackToLogsOnError")
+        );
         assert_eq!(spec.selector.match_labels, Some(selector_labels(NAME)));
         assert_eq!(spec.selector.match_expressions, None);
 
