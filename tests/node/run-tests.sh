@@ -112,7 +112,7 @@ done
 # The samples first, on a node of their own; the demo's test last, leaving the demo as a user
 # finds it after `make demo`.
 rc=0
-for t in node_samples node_demo; do
+for t in node_samples node_status node_demo; do
   cargo test -p llsd-test-support --features real-node --test "$t" "$@" -- --test-threads=1 || rc=1
 done
 exit "$rc"

@@ -516,7 +516,7 @@ async fn printer_columns_and_field_descriptions_are_served() -> Result<()> {
         "kubectl get columns: {default:?}"
     );
     ensure!(
-        wide == ["Distribution", "Config"],
+        wide == ["Distribution", "Config", "Server"],
         "kubectl get -o wide adds: {wide:?}"
     );
     let row = &table["rows"][0]["cells"];

@@ -567,6 +567,24 @@ fn check_rbac(b: &Build) -> Result<()> {
         !can("", "secrets", "update"),
         "secrets are applied, not updated"
     );
+    // Read only: pods (install state, readiness) and ReplicaSets (which pods run the new
+    // config, which ConfigMaps are still mounted), issue 17.
+    for (g, r, read) in [
+        ("", "pods", &["get", "list", "watch"][..]),
+        ("apps", "replicasets", &["get", "list"]),
+    ] {
+        for v in all {
+            ensure!(
+                can(g, r, v) == read.contains(&v),
+                "ClusterRole {OPERATOR}: {v} {g}/{r} should be {}",
+                if read.contains(&v) {
+                    "allowed"
+                } else {
+                    "refused"
+                }
+            );
+        }
+    }
     for g in ["", "events.k8s.io"] {
         for v in ["create", "patch"] {
             ensure!(can(g, "events", v), "events ({g:?}) {v}");

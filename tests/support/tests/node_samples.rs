@@ -9,219 +9,28 @@
 //! the demo's test, with any demo's servers scaled to zero meanwhile.
 
 use anyhow::{Context, Result, ensure};
-use llsd_test_support::k8s_openapi::api::apps::v1::Deployment;
-use llsd_test_support::k8s_openapi::api::core::v1::{ConfigMap, Namespace};
-use llsd_test_support::kube::api::{Api, ListParams, Patch, PatchParams};
-use llsd_test_support::kube::core::DynamicObject;
+use llsd_test_support::kube::api::{Patch, PatchParams};
 use llsd_test_support::registry::fixtures::b64;
 use llsd_test_support::registry::{RegistryOptions, TestRegistry, serving_certificates};
-use llsd_test_support::{TestNamespace, client, eventually, kubectl};
-use serde_json::{Value, json};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use llsd_test_support::{TestNamespace, eventually, kubectl};
+use serde_json::json;
 use std::time::Duration;
 
 mod common;
-use common::cr::{phase, status, wait_cr};
+use common::cr::status;
 use common::llsd_api;
 use common::node::{
-    HostPathVolume, SERVER_READY, data, get_json, http_client, post_json, ready_server_pods, root,
-    server_log, service_url, stand_in_vllm, wait_answering, wait_rolled_out,
+    HostPathVolume, data, get_json, http_client, post_json, ready_server_pods, root, server_log,
+    service_url, wait_answering, wait_rolled_out,
 };
 use common::operator::Operator;
+use common::samples::{
+    RequestLoop, apply_sample, apply_sample_edited, apply_sample_with, assert_no_secret_value,
+    model_ids, providers, serving, setup, setup_converting, setup_reading, wait_ready,
+};
 
 const SIMPLE_TOKEN: &str = "fake-vllm-token-replace-me";
 const SIMPLE_MODEL: &str = "meta-llama/Llama-3.1-8B-Instruct";
-
-/// A namespace enforcing the restricted Pod Security Standard, with the CRD installed and an
-/// operator process watching it.
-async fn setup(prefix: &str) -> Result<(llsd_test_support::kube::Client, TestNamespace, Operator)> {
-    setup_with(prefix, &[]).await
-}
-
-/// As [`setup`], the operator reading images from the plain-HTTP loopback registry `host`.
-async fn setup_reading(
-    prefix: &str,
-    host: &str,
-) -> Result<(llsd_test_support::kube::Client, TestNamespace, Operator)> {
-    setup_with(prefix, &["--registry-plain-http", host]).await
-}
-
-async fn setup_with(
-    prefix: &str,
-    operator_args: &[&str],
-) -> Result<(llsd_test_support::kube::Client, TestNamespace, Operator)> {
-    let client = client().await?;
-    common::install_crd(&client, llama_stack_operator::api::crd::crd()?).await?;
-    let ns = restricted_namespace(&client, prefix).await?;
-    let op = Operator::start(ns.name(), operator_args).await?;
-    stand_in_vllm()?;
-    Ok((client, ns, op))
-}
-
-/// As [`setup`], with the CRD's conversion webhook served by the operator, so v1alpha1 objects
-/// are stored (as v1alpha2) the way the installs in deploy/ store them. End the test with
-/// [`common::operator::finish_converting`].
-async fn setup_converting(
-    prefix: &str,
-) -> Result<(llsd_test_support::kube::Client, TestNamespace, Operator)> {
-    let client = client().await?;
-    let ns = restricted_namespace(&client, prefix).await?;
-    let op = common::operator::start_converting(&client, ns.name(), &[]).await?;
-    stand_in_vllm()?;
-    Ok((client, ns, op))
-}
-
-async fn restricted_namespace(
-    client: &llsd_test_support::kube::Client,
-    prefix: &str,
-) -> Result<TestNamespace> {
-    let ns = TestNamespace::create(client, prefix).await?;
-    Api::<Namespace>::all(client.clone())
-        .patch(
-            ns.name(),
-            &PatchParams::default(),
-            &Patch::Merge(&json!({"metadata": {"labels": {"pod-security.kubernetes.io/enforce": "restricted"}}})),
-        )
-        .await?;
-    Ok(ns)
-}
-
-/// Applies a file of deploy/samples as its header says (`kubectl apply -n <ns> -f <file>`).
-fn apply_sample(ns: &str, file: &str) -> Result<()> {
-    let path = root().join("deploy/samples").join(file);
-    kubectl(&["-n", ns, "apply", "-f", &path.to_string_lossy()], None)?;
-    Ok(())
-}
-
-/// Applies a file of deploy/samples with `spec`'s top-level fields replacing those of its
-/// LlamaStackDistribution.
-fn apply_sample_with(ns: &str, file: &str, spec: Value) -> Result<()> {
-    apply_sample_edited(ns, file, |merged| {
-        let merged = merged.as_object_mut().context("spec")?;
-        for (k, val) in spec.as_object().context("a spec object")? {
-            merged.insert(k.clone(), val.clone());
-        }
-        Ok(())
-    })
-}
-
-/// Applies a file of deploy/samples after `edit` changed its LlamaStackDistribution's spec.
-fn apply_sample_edited(
-    ns: &str,
-    file: &str,
-    edit: impl FnOnce(&mut Value) -> Result<()>,
-) -> Result<()> {
-    let text = std::fs::read_to_string(root().join("deploy/samples").join(file))?;
-    let mut items = Vec::new();
-    let mut edit = Some(edit);
-    for doc in serde_yaml::Deserializer::from_str(&text) {
-        let mut v: Value = serde::Deserialize::deserialize(doc)?;
-        if v["kind"] == "LlamaStackDistribution" {
-            let edit = edit
-                .take()
-                .context("one LlamaStackDistribution per sample")?;
-            edit(&mut v["spec"])?;
-        }
-        if !v.is_null() {
-            items.push(v);
-        }
-    }
-    let list = json!({"apiVersion": "v1", "kind": "List", "items": items});
-    kubectl(&["-n", ns, "apply", "-f", "-"], Some(&list.to_string()))?;
-    Ok(())
-}
-
-/// Waits until CR `name` is Ready for its current generation with `generation`'s config
-/// rolled out: every server pod Ready on the node. Explains a timeout with the pods and log.
-async fn wait_ready(api: &Api<DynamicObject>, ns: &str, name: &str) -> Result<DynamicObject> {
-    wait_cr(api, name, SERVER_READY, |o| {
-        phase(o) == "Ready"
-            && status(o)["observedGeneration"] == json!(o.metadata.generation.unwrap_or(-1))
-    })
-    .await
-    .with_context(|| {
-        let pods = kubectl(&["-n", ns, "get", "pods", "-o", "wide"], None).unwrap_or_default();
-        format!("pods:\n{pods}\nserver log:\n{}", server_log(ns, name))
-    })
-}
-
-/// Waits until CR `name` is Ready and its Service `<name>-service` answers; returns the CR, a
-/// client and the Service's URL.
-async fn serving(
-    client: &llsd_test_support::kube::Client,
-    ns: &str,
-    op: &Operator,
-    name: &str,
-) -> Result<(DynamicObject, reqwest::Client, String)> {
-    let api = llsd_api(client, ns, "v1alpha2");
-    let cr = wait_ready(&api, ns, name)
-        .await
-        .with_context(|| op.log_text())?;
-    let http = http_client()?;
-    let url = service_url(client, ns, &format!("{name}-service")).await?;
-    wait_answering(&http, &url).await?;
-    Ok((cr, http, url))
-}
-
-/// The ids of the providers the server reports, as `api/provider_id/provider_type`.
-async fn providers(http: &reqwest::Client, url: &str) -> Result<Vec<String>> {
-    let v = get_json(http, &format!("{url}/v1/providers")).await?;
-    Ok(data(&v)
-        .iter()
-        .map(|p| {
-            format!(
-                "{}/{}/{}",
-                p["api"].as_str().unwrap_or_default(),
-                p["provider_id"].as_str().unwrap_or_default(),
-                p["provider_type"].as_str().unwrap_or_default()
-            )
-        })
-        .collect())
-}
-
-async fn model_ids(http: &reqwest::Client, url: &str) -> Result<Vec<String>> {
-    let v = get_json(http, &format!("{url}/v1/models")).await?;
-    Ok(data(&v)
-        .iter()
-        .filter_map(|m| {
-            m["id"]
-                .as_str()
-                .or(m["identifier"].as_str())
-                .map(String::from)
-        })
-        .collect())
-}
-
-/// Everything of the namespace a Secret value must never reach: ConfigMaps, Deployments (the
-/// pod template), the CR (spec and status), Events; and the operator's log.
-async fn assert_no_secret_value(
-    client: &llsd_test_support::kube::Client,
-    ns: &str,
-    op: &Operator,
-    value: &str,
-) -> Result<()> {
-    let cms = Api::<ConfigMap>::namespaced(client.clone(), ns)
-        .list(&ListParams::default())
-        .await?;
-    let deployments = Api::<Deployment>::namespaced(client.clone(), ns)
-        .list(&ListParams::default())
-        .await?;
-    let crs = llsd_api(client, ns, "v1alpha2")
-        .list(&ListParams::default())
-        .await?;
-    let events = kubectl(&["-n", ns, "get", "events", "-o", "json"], None)?;
-    for (what, text) in [
-        ("ConfigMaps", serde_json::to_string(&cms)?),
-        ("Deployments", serde_json::to_string(&deployments)?),
-        ("LlamaStackDistributions", serde_json::to_string(&crs)?),
-        ("Events", events),
-        ("the operator's log", op.log_text()),
-    ] {
-        ensure!(!text.contains(value), "a Secret value reached {what}");
-    }
-    Ok(())
-}
 
 /// deploy/samples/v1alpha2-simple.yaml, unchanged: the real server runs the generated config,
 /// lists the CR's provider and model, answers a chat completion through the stand-in, and the
@@ -278,28 +87,7 @@ async fn config_change_rolls_out_without_a_failed_request() -> Result<()> {
     )?;
     let (before, http, url) = serving(&client, ns.name(), &op, "simple").await?;
 
-    // The loop: one GET /v1/models every 50 ms, each on a new connection.
-    let stop = Arc::new(AtomicBool::new(false));
-    let (ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-    let failures = Arc::new(tokio::sync::Mutex::new(Vec::<String>::new()));
-    let looper = {
-        let (stop, ok, failed, failures) =
-            (stop.clone(), ok.clone(), failed.clone(), failures.clone());
-        let (http, target) = (http.clone(), format!("{url}/v1/models"));
-        tokio::spawn(async move {
-            while !stop.load(Ordering::Relaxed) {
-                match get_json(&http, &target).await {
-                    Ok(_) => ok.fetch_add(1, Ordering::Relaxed),
-                    Err(e) => {
-                        failures.lock().await.push(format!("{e:#}"));
-                        failed.fetch_add(1, Ordering::Relaxed)
-                    }
-                };
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        })
-    };
-
+    let requests = RequestLoop::start(&http, format!("{url}/v1/models"));
     let second = "meta-llama/Llama-3.3-70B-Instruct";
     api.patch(
         "simple",
@@ -327,17 +115,9 @@ async fn config_change_rolls_out_without_a_failed_request() -> Result<()> {
     .await?;
     // A few more seconds of requests against the new server alone.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    stop.store(true, Ordering::Relaxed);
-    looper.await?;
-    let (ok, failed) = (ok.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
-    let failures = failures.lock().await;
-    ensure!(
-        failed == 0,
-        "{failed} of {} requests failed during the rollout; first: {:?}",
-        ok + failed,
-        failures.first()
-    );
-    ensure!(ok >= 50, "too few requests to say anything: {ok}");
+    let ok = requests
+        .stop_expecting_no_failure("during the rollout", 50)
+        .await?;
     eprintln!("rollout: {ok} requests, none failed");
     ns.delete().await
 }

@@ -4,6 +4,7 @@
 pub mod cr;
 pub mod node;
 pub mod operator;
+pub mod samples;
 
 use llsd_test_support::kube::Client;
 use llsd_test_support::kube::api::{Api, ApiResource, DynamicObject};
