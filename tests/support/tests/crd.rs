@@ -478,7 +478,8 @@ async fn printer_columns_and_field_descriptions_are_served() -> Result<()> {
     let status = json!({"status": {
         "phase": "Ready", "availableReplicas": 1,
         "configGeneration": {"configMapName": "demo-config-0123abcd", "providerCount": 3},
-        "resolvedDistribution": {"image": "docker.io/llamastack/distribution-starter:0.7.3"}}});
+        "resolvedDistribution": {"image": "docker.io/llamastack/distribution-starter:0.7.3"},
+        "version": {"llamaStackServerVersion": "0.7.3"}}});
     api.patch_status("demo", &PatchParams::default(), &Patch::Merge(&status))
         .await?;
 
@@ -529,7 +530,8 @@ async fn printer_columns_and_field_descriptions_are_served() -> Result<()> {
     );
     ensure!(
         row[5] == json!("docker.io/llamastack/distribution-starter:0.7.3")
-            && row[6] == json!("demo-config-0123abcd"),
+            && row[6] == json!("demo-config-0123abcd")
+            && row[7] == json!("0.7.3"),
         "wide cells: {row}"
     );
 
@@ -548,7 +550,8 @@ async fn printer_columns_and_field_descriptions_are_served() -> Result<()> {
                 "AVAILABLE",
                 "AGE",
                 "DISTRIBUTION",
-                "CONFIG"
+                "CONFIG",
+                "SERVER"
             ],
         "kubectl get llsd -o wide:\n{wide}"
     );
