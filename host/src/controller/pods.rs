@@ -33,12 +33,20 @@ impl PodProblem {
 }
 
 /// The `pod-template-hash` of the Deployment's current ReplicaSet (the one with the
-/// Deployment's revision), if the Deployment controller made it yet.
+/// Deployment's revision), if the Deployment controller made it yet. Right after it made
+/// the first one, the Deployment may not carry its revision yet: then the newest.
 pub fn current_template_hash(dep: &Deployment, sets: &[ReplicaSet]) -> Option<String> {
-    let revision = dep.annotations().get(REVISION)?;
-    sets.iter()
-        .find(|rs| rs.annotations().get(REVISION) == Some(revision))
-        .and_then(|rs| rs.labels().get(TEMPLATE_HASH).cloned())
+    let revision = |o: &ReplicaSet| o.annotations().get(REVISION)?.parse::<u64>().ok();
+    let current = match dep.annotations().get(REVISION) {
+        Some(r) => sets
+            .iter()
+            .find(|rs| rs.annotations().get(REVISION) == Some(r)),
+        None => sets
+            .iter()
+            .filter(|rs| revision(rs).is_some())
+            .max_by_key(|rs| revision(rs)),
+    };
+    current.and_then(|rs| rs.labels().get(TEMPLATE_HASH).cloned())
 }
 
 /// Whether `pod` belongs to the ReplicaSet with `hash`.
@@ -370,6 +378,25 @@ mod tests {
         assert_eq!(problem(&ready), None);
         let starting = with_container(container(Some(("ContainerCreating", "")), None));
         assert_eq!(problem(&starting), None);
+    }
+
+    #[test]
+    fn the_current_replica_set_is_the_deployments_revision() {
+        let rs = |rev: &str, hash: &str| ReplicaSet {
+            metadata: kube::api::ObjectMeta {
+                annotations: Some([(REVISION.to_string(), rev.to_string())].into()),
+                labels: Some([(TEMPLATE_HASH.to_string(), hash.to_string())].into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let sets = [rs("1", "old"), rs("3", "new"), rs("2", "mid")];
+        let mut dep = Deployment::default();
+        // Not annotated yet: the newest ReplicaSet.
+        assert_eq!(current_template_hash(&dep, &sets).as_deref(), Some("new"));
+        dep.metadata.annotations = Some([(REVISION.to_string(), "2".to_string())].into());
+        assert_eq!(current_template_hash(&dep, &sets).as_deref(), Some("mid"));
+        assert_eq!(current_template_hash(&dep, &[]), None);
     }
 
     #[test]
