@@ -16,7 +16,7 @@ use std::time::Duration;
 mod common;
 use common::cr::{condition, phase, status, wait_cr, wait_events};
 use common::llsd_api;
-use common::node::{data, get_json, ready_server_pods, root, wait_rolled_out};
+use common::node::{data, get_json, ready_server_pods, wait_rolled_out};
 use common::samples::{RequestLoop, apply_sample, apply_sample_with, serving, setup};
 
 /// How long the operator may take to notice what a pod does (pod watch, then a pass).
@@ -254,28 +254,11 @@ async fn unschedulable_and_unpullable_server_pods_are_named() -> Result<()> {
     })
     .await
     .with_context(|| op.log_text())?;
-    let available = condition(&cr, "Available").cloned().unwrap_or_default();
-    ensure!(
-        available["message"]
-            .as_str()
-            .is_some_and(|m| m.contains("PersistentVolumeClaim")),
-        "Available does not name the unbound claim: {available}"
-    );
+    available_names(&cr, "PersistentVolumeClaim")?;
 
     // An image that is nowhere: the override sample run on it.
     let missing = "127.0.0.1:9/llsd/missing:1";
-    kubectl(
-        &[
-            "-n",
-            ns.name(),
-            "apply",
-            "-f",
-            &root()
-                .join("deploy/samples/v1alpha2-override.yaml")
-                .to_string_lossy(),
-        ],
-        None,
-    )?;
+    apply_sample(ns.name(), "v1alpha2-override.yaml")?;
     api.patch(
         "override",
         &PatchParams::default(),
@@ -287,14 +270,20 @@ async fn unschedulable_and_unpullable_server_pods_are_named() -> Result<()> {
     })
     .await
     .with_context(|| op.log_text())?;
-    let available = condition(&cr, "Available").cloned().unwrap_or_default();
+    available_names(&cr, missing)?;
+    ns.delete().await
+}
+
+/// `Available`'s message names `what`.
+fn available_names(cr: &DynamicObject, what: &str) -> Result<()> {
+    let available = condition(cr, "Available").cloned().unwrap_or_default();
     ensure!(
         available["message"]
             .as_str()
-            .is_some_and(|m| m.contains(missing)),
-        "Available does not name the image: {available}"
+            .is_some_and(|m| m.contains(what)),
+        "Available does not name {what}: {available}"
     );
-    ns.delete().await
+    Ok(())
 }
 
 /// The readiness probe: a server that stops answering (its processes stopped with SIGSTOP
