@@ -2,10 +2,9 @@
 //! election and the controller, and a graceful stop on SIGTERM/SIGINT. Decides nothing about
 //! a CR.
 
-use crate::cli::run::{Args, CertMode};
 use crate::controller::{self, Context};
 use crate::plugin::{Host, Limits, PluginRegistry, PluginSource};
-use crate::settings::{DEFAULT_FEATURE_FLAGS, OPERATOR_CONFIG_MAP, WATCH_LABEL};
+use crate::settings::{CertMode, DEFAULT_FEATURE_FLAGS, OPERATOR_CONFIG_MAP, RunArgs, WATCH_LABEL};
 use crate::telemetry::{Metrics, metrics_router, probe_router};
 use crate::webhook::{CertStore, Webhooks, certs, router, serve};
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -62,7 +61,7 @@ pub enum AppError {
     Registry(String),
 }
 
-pub async fn run(args: Args) -> Result<(), AppError> {
+pub async fn run(args: RunArgs) -> Result<(), AppError> {
     let started = Instant::now();
     // kube's TLS uses rustls' process-wide provider; ring is the one we build with.
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -224,7 +223,7 @@ async fn client() -> Result<kube::Client, AppError> {
     kube::Client::try_from(config).map_err(AppError::Client)
 }
 
-fn operator_namespace(args: &Args) -> Result<String, AppError> {
+fn operator_namespace(args: &RunArgs) -> Result<String, AppError> {
     if let Some(ns) = args.namespace.as_ref().filter(|n| !n.is_empty()) {
         return Ok(ns.clone());
     }
@@ -365,7 +364,7 @@ fn identity() -> String {
     }
 }
 
-fn registry_settings(args: &Args) -> Result<crate::oci::RegistrySettings, AppError> {
+fn registry_settings(args: &RunArgs) -> Result<crate::oci::RegistrySettings, AppError> {
     let ca_pem = match &args.registry_ca_file {
         Some(p) => std::fs::read(p)
             .map_err(|e| AppError::Registry(format!("--registry-ca-file {}: {e}", p.display())))?,
@@ -380,7 +379,7 @@ fn registry_settings(args: &Args) -> Result<crate::oci::RegistrySettings, AppErr
     })
 }
 
-fn dns_names(args: &Args, ns: &str) -> Vec<String> {
+fn dns_names(args: &RunArgs, ns: &str) -> Vec<String> {
     if !args.webhook_hosts.is_empty() {
         return args.webhook_hosts.clone();
     }
@@ -392,7 +391,7 @@ fn dns_names(args: &Args, ns: &str) -> Vec<String> {
 
 /// The certificate the webhooks start with.
 async fn serving_certificate(
-    args: &Args,
+    args: &RunArgs,
     client: &kube::Client,
     ns: &str,
 ) -> Result<(Arc<CertStore>, Option<String>), AppError> {
@@ -419,7 +418,7 @@ async fn serving_certificate(
 
 /// Injects the CA; the configurations may not exist (a plain `run` against a cluster with
 /// only the CRD), which is worth a warning, not a stop.
-async fn inject(args: &Args, client: &kube::Client, ns: &str, ca: &str) {
+async fn inject(args: &RunArgs, client: &kube::Client, ns: &str, ca: &str) {
     let crd = "llamastackdistributions.llamastack.io";
     // The CRD is shared: another operator process (a second install, a local run) must not
     // get our CA into a conversion stanza that points at it.
@@ -462,7 +461,7 @@ fn read_cert_files(dir: &Path) -> Result<(Vec<u8>, Vec<u8>), AppError> {
 /// Renews operator certificates before expiry, or reloads cert-manager's files when they
 /// change (compared by content: kubelet swaps a symlink, which file events miss).
 async fn rotate(
-    args: Args,
+    args: RunArgs,
     client: kube::Client,
     ns: String,
     store: Arc<CertStore>,

@@ -8,7 +8,7 @@ mod generate;
 mod input;
 mod playground;
 mod plugins;
-pub mod run;
+mod run;
 mod validate;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -51,7 +51,7 @@ pub enum Command {
     /// Check a LlamaStackDistribution offline (everything that needs no cluster).
     Validate(validate::Args),
     /// Run the operator: controller, webhooks, metrics and probes.
-    Run(Box<run::Args>),
+    Run(Box<crate::settings::RunArgs>),
     /// Serve the browser playground (its static build output) on loopback.
     Playground(playground::Args),
 }

@@ -11,7 +11,9 @@
 use super::status::Cond;
 use crate::api::shared::{ProviderHealth, ServerProvider};
 use crate::api::v1alpha2::LlamaStackDistributionStatus;
+use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::ResourceExt;
 use serde::Deserialize;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -37,6 +39,23 @@ impl Target {
             host: format!("{service}.{ns}.svc"),
             tls_roots: None,
         }
+    }
+
+    /// The server behind `service` (in `ns`) on `port`, at the Service's ClusterIP; `Err`
+    /// says why it cannot be reached (a headless Service has no ClusterIP).
+    pub fn of_service(service: &Service, ns: &str, port: i32) -> Result<Target, String> {
+        let ip = service
+            .spec
+            .as_ref()
+            .and_then(|s| s.cluster_ip.as_deref())
+            .and_then(|ip| ip.parse().ok());
+        let (Some(ip), Ok(port)) = (ip, u16::try_from(port)) else {
+            return Err(format!(
+                "Service {ns}/{} has no ClusterIP to reach the server at",
+                service.name_any()
+            ));
+        };
+        Ok(Target::new(ip, port, &service.name_any(), ns))
     }
 
     fn base(&self) -> String {
@@ -245,7 +264,38 @@ pub fn apply(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use k8s_openapi::api::core::v1::ServiceSpec;
     use k8s_openapi::jiff::Timestamp;
+
+    #[test]
+    fn the_server_is_reached_at_its_services_cluster_ip() {
+        let service = |ip: &str| Service {
+            metadata: kube::api::ObjectMeta {
+                name: Some("demo-service".into()),
+                ..Default::default()
+            },
+            spec: Some(ServiceSpec {
+                cluster_ip: Some(ip.into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let t = Target::of_service(&service("10.0.0.7"), "team", 8321).expect("reachable");
+        assert_eq!(t.addr, "10.0.0.7:8321".parse().expect("addr"));
+        assert_eq!(t.host, "demo-service.team.svc");
+        assert_eq!(t.tls_roots, None);
+        // Headless, not allocated yet, or a port no socket has: why, not where.
+        for (svc, port) in [
+            (service("None"), 8321),
+            (service(""), 8321),
+            (service("10.0.0.7"), 70_000),
+        ] {
+            assert_eq!(
+                Target::of_service(&svc, "team", port).map(|t| t.addr),
+                Err("Service team/demo-service has no ClusterIP to reach the server at".into())
+            );
+        }
+    }
 
     fn provider(id: &str, health: &str) -> ServerProvider {
         ServerProvider {

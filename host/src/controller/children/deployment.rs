@@ -1,6 +1,7 @@
 //! The server Deployment `<cr>` (v1alpha1-behavior §3.5, with the choices of the port:
 //! restricted pod security, content-hash annotations D10, env de-duplicated, TLS D13).
 
+use super::security::{container_security_context, pod_security_context};
 use super::{
     BuildError, CA_BUNDLE_DIR, CA_BUNDLE_HASH_ANNOTATION, CA_BUNDLE_KEY, COMPONENT_SERVER,
     CONFIG_HASH_ANNOTATION, CONFIG_KEY, CONFIG_PATH, Inputs, PORT_NAME, TLS_DIR, common_labels,
@@ -12,12 +13,11 @@ use k8s_openapi::api::apps::v1::{
     Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment,
 };
 use k8s_openapi::api::core::v1::{
-    Affinity, Capabilities, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource,
-    EnvVar, EnvVarSource, HTTPGetAction, KeyToPath, Lifecycle, LifecycleHandler,
-    PersistentVolumeClaimVolumeSource, PodAffinityTerm, PodAntiAffinity, PodSecurityContext,
-    PodSpec, PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile, SecretKeySelector,
-    SecretVolumeSource, SecurityContext, SleepAction, TopologySpreadConstraint, Volume,
-    VolumeMount, WeightedPodAffinityTerm,
+    Affinity, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvVar,
+    EnvVarSource, HTTPGetAction, KeyToPath, Lifecycle, LifecycleHandler,
+    PersistentVolumeClaimVolumeSource, PodAffinityTerm, PodAntiAffinity, PodSpec, PodTemplateSpec,
+    Probe, ResourceRequirements, SecretKeySelector, SecretVolumeSource, SleepAction,
+    TopologySpreadConstraint, Volume, VolumeMount, WeightedPodAffinityTerm,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -28,8 +28,6 @@ use std::collections::BTreeMap;
 pub const CONTAINER_NAME: &str = "llama-stack";
 /// Default mount path of `workload.storage` (and `HF_HOME`), as in v1alpha1.
 pub const DEFAULT_MOUNT_PATH: &str = "/.llama";
-/// UID/GID the pods run as: non-root, as the restricted Pod Security Standard requires.
-pub const RUN_AS_USER: i64 = 1001;
 /// How long a terminating server keeps serving before it is stopped: kube-proxy syncs its
 /// rules within about a second, and an Ingress controller's reload takes a few more.
 pub const PRE_STOP_SLEEP_SECONDS: i64 = 5;
@@ -111,39 +109,6 @@ pub fn deployment(inputs: &Inputs) -> Result<Deployment, BuildError> {
         }),
         status: None,
     })
-}
-
-fn runtime_default_seccomp() -> SeccompProfile {
-    SeccompProfile {
-        type_: "RuntimeDefault".into(),
-        ..SeccompProfile::default()
-    }
-}
-
-/// Restricted Pod Security Standard at pod level.
-fn pod_security_context() -> PodSecurityContext {
-    PodSecurityContext {
-        run_as_non_root: Some(true),
-        run_as_user: Some(RUN_AS_USER),
-        // The storage volume must be writable by the non-root user.
-        fs_group: Some(RUN_AS_USER),
-        seccomp_profile: Some(runtime_default_seccomp()),
-        ..PodSecurityContext::default()
-    }
-}
-
-/// Restricted Pod Security Standard at container level (also the install init containers').
-pub(super) fn container_security_context() -> SecurityContext {
-    SecurityContext {
-        allow_privilege_escalation: Some(false),
-        capabilities: Some(Capabilities {
-            drop: Some(vec!["ALL".into()]),
-            ..Capabilities::default()
-        }),
-        run_as_non_root: Some(true),
-        seccomp_profile: Some(runtime_default_seccomp()),
-        ..SecurityContext::default()
-    }
 }
 
 /// The user's spread constraints, or (several pods) spread over region, zone and node plus a

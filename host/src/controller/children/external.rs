@@ -6,8 +6,8 @@
 //! in CRD order, into a shared emptyDir the server reads through `PYTHONPATH`. No extraction
 //! or merge init containers.
 
-use super::deployment::container_security_context;
 use super::hex;
+use super::security::container_security_context;
 use crate::api::v1alpha2::{
     ExternalProviderRef, ExternalProviderStatus, ExternalProvidersSpec, PullPolicy,
 };

@@ -14,10 +14,11 @@ pub mod names;
 pub mod network_policy;
 pub mod pdb;
 pub mod pvc;
+mod security;
 pub mod service;
 pub mod service_account;
 #[cfg(test)]
-mod testing;
+pub(crate) mod testing;
 
 use crate::api::v1alpha2::{DEFAULT_PORT, LlamaStackDistribution, TlsSpec, WorkloadSpec};
 use external::ExternalInstall;

@@ -1,0 +1,106 @@
+//! What every step of a pass shares: the CR and its [`Scope`] (typed APIs in its namespace,
+//! counted writes, Events), and how a pass ends ([`Pass`]).
+
+use crate::api::v1alpha2::LlamaStackDistribution;
+use crate::controller::Context;
+use crate::controller::apply::{self, Outcome};
+use crate::controller::error::Error;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType};
+use kube::{Api, Resource, ResourceExt};
+
+/// How a pass ended.
+pub(super) struct Pass {
+    pub action: Action,
+    /// A user error is now in the status.
+    pub failed: bool,
+}
+
+/// The CR of this pass and what every step does with it: typed APIs in its namespace, writes
+/// that count in the metrics, Events.
+pub(super) struct Scope<'a> {
+    pub cr: &'a LlamaStackDistribution,
+    pub ctx: &'a Context,
+    pub ns: String,
+    pub name: String,
+    pub uid: String,
+}
+
+impl<'a> Scope<'a> {
+    pub fn new(cr: &'a LlamaStackDistribution, ctx: &'a Context) -> Result<Scope<'a>, Error> {
+        let ns = cr
+            .namespace()
+            .ok_or(Error::Metadata("LlamaStackDistribution", "namespace"))?;
+        let name = cr.name_any();
+        let uid = cr
+            .uid()
+            .ok_or(Error::Metadata("LlamaStackDistribution", "uid"))?;
+        Ok(Scope {
+            cr,
+            ctx,
+            ns,
+            name,
+            uid,
+        })
+    }
+
+    /// `ns/name`: the key of the per-CR state in [`Context`].
+    pub fn key(&self) -> String {
+        format!("{}/{}", self.ns, self.name)
+    }
+
+    pub fn api<K>(&self) -> Api<K>
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+    {
+        Api::namespaced(self.ctx.client.clone(), &self.ns)
+    }
+
+    /// [`apply::ensure`], counted as a write of `kind` when it wrote.
+    pub async fn write<K>(
+        &self,
+        api: &Api<K>,
+        obj: K,
+        create_only: bool,
+        kind: &'static str,
+    ) -> Result<(Outcome, K), Error>
+    where
+        K: Resource<DynamicType = ()>
+            + Clone
+            + serde::Serialize
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+    {
+        let (outcome, live) = apply::ensure(self.ctx, api, obj, create_only).await?;
+        if outcome != Outcome::Unchanged {
+            self.ctx.metrics.wrote(kind);
+        }
+        Ok((outcome, live))
+    }
+
+    /// Publishes an Event on the CR; a failure to record is logged, never fatal.
+    pub async fn event(&self, type_: EventType, reason: &str, note: String) {
+        let ev = Event {
+            type_,
+            reason: reason.into(),
+            note: Some(note),
+            action: "Reconcile".into(),
+            secondary: None,
+        };
+        match self
+            .ctx
+            .recorder
+            .publish(&ev, &self.cr.object_ref(&()))
+            .await
+        {
+            Ok(()) => self.ctx.metrics.wrote("Event"),
+            Err(e) => tracing::warn!(error = %e, reason, "failed to publish an event"),
+        }
+    }
+}
+
+pub(super) fn now() -> Time {
+    Time(Timestamp::now())
+}
