@@ -1,9 +1,13 @@
 //! Builds the default plugin (the `guest/` crate as a `wasm32-wasip2` component) and embeds it
 //! in the operator binary. A nested cargo with its own target directory: sharing the outer one
 //! would deadlock on its lock. Set LLSD_PLUGIN_WASM to embed a prebuilt component instead.
+//! The component is also precompiled for this machine's wasmtime engine and embedded.
 
 use std::path::PathBuf;
 use std::process::Command;
+
+#[path = "src/plugin/engine_config.rs"]
+mod engine_config;
 
 fn main() {
     let manifest =
@@ -20,6 +24,10 @@ fn main() {
         println!("cargo:rerun-if-changed={}", root.join(p).display());
     }
     println!("cargo:rerun-if-env-changed=LLSD_PLUGIN_WASM");
+    println!(
+        "cargo:rerun-if-changed={}",
+        manifest.join("src/plugin/engine_config.rs").display()
+    );
 
     let wasm = match std::env::var_os("LLSD_PLUGIN_WASM") {
         Some(p) => PathBuf::from(p),
@@ -36,6 +44,14 @@ fn main() {
     let out = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"))
         .join("default-plugin.wasm");
     std::fs::write(&out, &bytes).expect("write default-plugin.wasm");
+    // Compiled here, once, with the runtime's engine settings: the operator and the CLI load
+    // machine code at start instead of running cranelift (1-2 s) every time.
+    let engine = wasmtime::Engine::new(&engine_config::engine_config())
+        .unwrap_or_else(|e| panic!("cannot create the wasmtime engine: {e}"));
+    let code = engine
+        .precompile_component(&bytes)
+        .unwrap_or_else(|e| panic!("cannot precompile the default plugin: {e:#}"));
+    std::fs::write(out.with_extension("cwasm"), code).expect("write default-plugin.cwasm");
     use sha2::Digest;
     let digest = sha2::Sha256::digest(&bytes);
     let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();

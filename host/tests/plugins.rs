@@ -7,11 +7,65 @@ mod common;
 mod plugin_support;
 
 use llama_stack_config::GenerateRequest;
-use llama_stack_operator::plugin::{Host, Limits, PluginError, PluginRegistry, PluginSource};
+use llama_stack_operator::plugin::{
+    CodeCache, CodeSource, Host, Limits, PluginError, PluginRegistry, PluginSource,
+};
 use std::time::{Duration, Instant};
 
+/// A host without a code cache: tests do not write into the user's cache.
 fn host() -> Host {
-    Host::new(Limits::default()).expect("host starts")
+    Host::with_cache(Limits::default(), None).expect("host starts")
+}
+
+#[test]
+fn the_builtin_plugin_runs_the_code_precompiled_at_build_time() {
+    // Issue 18: no cranelift at start-up; build.rs compiled it with the same engine settings.
+    let plugin = host().load_default().expect("loads");
+    assert_eq!(plugin.code_source(), CodeSource::Embedded);
+    assert_eq!(
+        plugin.digest(),
+        llama_stack_operator::plugin::DEFAULT_PLUGIN_SHA256
+    );
+}
+
+#[test]
+fn a_vendor_plugin_is_compiled_once_per_digest_then_loaded_from_the_cache() {
+    let bytes = std::fs::read(plugin_support::component("acme-llama-stack-plugin", None))
+        .expect("read vendor plugin");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cached_host = || {
+        let cache = CodeCache::open(&dir.path().join("code")).expect("cache dir");
+        Host::with_cache(Limits::default(), Some(cache)).expect("host starts")
+    };
+    let request = GenerateRequest {
+        name: Some("acme".into()),
+        spec: serde_json::json!({"distribution": {"name": "acme-enterprise"}}),
+        ..Default::default()
+    };
+    let run = |host: &Host| {
+        let plugin = host.load("acme", &bytes).expect("acme loads");
+        let out = plugin
+            .generate(host, &request)
+            .expect("no trap")
+            .expect("valid request");
+        (plugin.code_source(), out.config_yaml)
+    };
+
+    let first = cached_host();
+    let (source, compiled_yaml) = run(&first);
+    assert_eq!(source, CodeSource::Compiled);
+    let digest = llama_stack_config::content_hash(&bytes);
+    let file = first.cached_code_path(&digest).expect("has a cache");
+    assert!(file.exists(), "{} written", file.display());
+
+    let (source, cached_yaml) = run(&cached_host());
+    assert_eq!(source, CodeSource::Cached, "the second host loads the code");
+    assert_eq!(cached_yaml, compiled_yaml);
+
+    // A damaged artifact is refused by wasmtime's checks, compiled again and replaced.
+    std::fs::write(&file, b"\x7fELF not really").expect("damage the artifact");
+    assert_eq!(run(&cached_host()).0, CodeSource::Compiled);
+    assert_eq!(run(&cached_host()).0, CodeSource::Cached);
 }
 
 #[test]
@@ -67,10 +121,13 @@ fn plugin_info_lists_the_embedded_distributions() {
 
 fn hostile(feature: &str) -> (Host, llama_stack_operator::plugin::Plugin) {
     let path = plugin_support::component("hostile-plugin", Some(feature));
-    let host = Host::new(Limits {
-        memory_bytes: 32 << 20,
-        deadline: Duration::from_millis(500),
-    })
+    let host = Host::with_cache(
+        Limits {
+            memory_bytes: 32 << 20,
+            deadline: Duration::from_millis(500),
+        },
+        None,
+    )
     .expect("host");
     let bytes = std::fs::read(&path).expect("read hostile plugin");
     let plugin = host
@@ -297,10 +354,13 @@ fn a_large_spec_fits_in_a_quarter_of_the_memory_cap() {
     };
     let native = llama_stack_config::generate(&req).expect("native generates");
     let cap = Limits::default().memory_bytes / 4;
-    let host = Host::new(Limits {
-        memory_bytes: cap,
-        ..Limits::default()
-    })
+    let host = Host::with_cache(
+        Limits {
+            memory_bytes: cap,
+            ..Limits::default()
+        },
+        None,
+    )
     .expect("host starts");
     let plugin = host.load_default().expect("loads");
     let wasm = plugin

@@ -2,10 +2,13 @@
 //! once, instantiated per call in a fresh store with no capabilities, a memory cap and an
 //! execution deadline. A misbehaving plugin fails its own call and never the operator.
 
+mod code_cache;
+mod engine_config;
 mod error;
 mod registry;
 mod sandbox;
 
+pub use code_cache::{CodeCache, CodeSource};
 pub use error::PluginError;
 pub use registry::{LoadFailure, PluginRegistry, PluginSource};
 
@@ -14,8 +17,8 @@ use sandbox::{Sandbox, State};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
+use wasmtime::Engine;
 use wasmtime::component::{Component, Linker};
-use wasmtime::{Config, Engine};
 
 mod bindings {
     wasmtime::component::bindgen!({
@@ -30,6 +33,9 @@ use bindings::exports::llamastack::config::engine as wit;
 pub static DEFAULT_PLUGIN: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/default-plugin.wasm"));
 /// sha256 of [`DEFAULT_PLUGIN`].
 pub const DEFAULT_PLUGIN_SHA256: &str = env!("LLSD_DEFAULT_PLUGIN_SHA256");
+/// [`DEFAULT_PLUGIN`] compiled by build.rs with [`engine_config::engine_config`].
+static DEFAULT_PLUGIN_CODE: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/default-plugin.cwasm"));
 
 /// Per-call resource limits.
 #[derive(Debug, Clone, Copy)]
@@ -59,15 +65,29 @@ pub struct Host {
     linker: Linker<State>,
     limits: Limits,
     stop: Arc<AtomicBool>,
+    cache: Option<CodeCache>,
 }
 
 impl Host {
+    /// A host whose compiled plugins are kept in [`CodeCache::default_dir`] when it can be
+    /// created (else compiled at every load).
     pub fn new(limits: Limits) -> Result<Host, PluginError> {
-        let mut config = Config::new();
-        config.wasm_component_model(true).epoch_interruption(true);
-        let engine = Engine::new(&config).map_err(|e| PluginError::Engine {
-            message: e.to_string(),
-        })?;
+        let cache = CodeCache::default_dir().and_then(|dir| match CodeCache::open(&dir) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::warn!(dir = %dir.display(), error = %e, "no plugin code cache; vendor plugins are compiled at every start");
+                None
+            }
+        });
+        Host::with_cache(limits, cache)
+    }
+
+    /// A host with the given code cache (None: compile at every load).
+    pub fn with_cache(limits: Limits, cache: Option<CodeCache>) -> Result<Host, PluginError> {
+        let engine =
+            Engine::new(&engine_config::engine_config()).map_err(|e| PluginError::Engine {
+                message: e.to_string(),
+            })?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| PluginError::Engine {
             message: e.to_string(),
@@ -90,20 +110,60 @@ impl Host {
             linker,
             limits,
             stop,
+            cache,
         })
+    }
+
+    /// Where the code of the component with sha256 `digest` is cached, if there is a cache.
+    pub fn cached_code_path(&self, digest: &str) -> Option<std::path::PathBuf> {
+        self.cache.as_ref().map(|c| c.path(&self.engine, digest))
     }
 
     pub fn limits(&self) -> Limits {
         self.limits
     }
 
-    /// Compiles a component and prepares its instantiation; asks it what it serves.
+    /// Compiles a component (or takes its code from the cache) and prepares its
+    /// instantiation; asks it what it serves.
     pub fn load(&self, name: &str, bytes: &[u8]) -> Result<Plugin, PluginError> {
         let started = Instant::now();
+        let digest = llama_stack_config::content_hash(bytes);
+        let (component, source) = self.compile(name, bytes, &digest)?;
+        self.prepare(name, digest, component, source, started)
+    }
+
+    /// The code of a component: the cache's, else compiled now (and cached).
+    fn compile(
+        &self,
+        name: &str,
+        bytes: &[u8],
+        digest: &str,
+    ) -> Result<(Component, CodeSource), PluginError> {
+        if let Some(c) = self
+            .cache
+            .as_ref()
+            .and_then(|c| c.get(&self.engine, digest))
+        {
+            return Ok((c, CodeSource::Cached));
+        }
         let component = Component::new(&self.engine, bytes).map_err(|e| PluginError::Compile {
             plugin: name.to_string(),
             message: format!("{e:#}"),
         })?;
+        if let Some(cache) = &self.cache {
+            cache.put(&self.engine, digest, &component);
+        }
+        Ok((component, CodeSource::Compiled))
+    }
+
+    fn prepare(
+        &self,
+        name: &str,
+        digest: String,
+        component: Component,
+        source: CodeSource,
+        started: Instant,
+    ) -> Result<Plugin, PluginError> {
         let pre = self
             .linker
             .instantiate_pre(&component)
@@ -112,17 +172,17 @@ impl Host {
                 plugin: name.to_string(),
                 message: format!("{e:#}"),
             })?;
-        let digest = llama_stack_config::content_hash(bytes);
         let mut plugin = Plugin {
             name: name.to_string(),
             digest,
             pre,
             info: None,
             compile_time: started.elapsed(),
+            code: source,
         };
         let info = plugin.call(self, |e, s| e.call_info(s))?;
         plugin.info = Some(PluginInfo::from(info));
-        tracing::info!(plugin = name, digest = %plugin.digest, compile_ms = plugin.compile_time.as_millis() as u64, "plugin loaded");
+        tracing::info!(plugin = name, digest = %plugin.digest, code = source.as_str(), compile_ms = plugin.compile_time.as_millis() as u64, "plugin loaded");
         Ok(plugin)
     }
 
@@ -133,9 +193,27 @@ impl Host {
             .map(PluginInfo::from)
     }
 
-    /// The built-in plugin embedded in this binary.
+    /// The built-in plugin embedded in this binary, from the code build.rs compiled; if this
+    /// engine refuses that code (another CPU than the build machine's, say), compiled from
+    /// the embedded component.
     pub fn load_default(&self) -> Result<Plugin, PluginError> {
-        self.load("builtin", DEFAULT_PLUGIN)
+        let started = Instant::now();
+        // SAFETY: the bytes are this binary's own, written by build.rs with
+        // `Engine::precompile_component` of the same wasmtime; wasmtime checks that they fit
+        // this engine (version, settings, CPU features) before using them.
+        match unsafe { Component::deserialize(&self.engine, DEFAULT_PLUGIN_CODE) } {
+            Ok(component) => self.prepare(
+                "builtin",
+                DEFAULT_PLUGIN_SHA256.to_string(),
+                component,
+                CodeSource::Embedded,
+                started,
+            ),
+            Err(e) => {
+                tracing::info!(reason = %e, "the precompiled built-in plugin does not fit this engine; compiling it");
+                self.load("builtin", DEFAULT_PLUGIN)
+            }
+        }
     }
 }
 
@@ -200,6 +278,7 @@ pub struct Plugin {
     pre: bindings::DistributionPluginPre<State>,
     info: Option<PluginInfo>,
     compile_time: Duration,
+    code: CodeSource,
 }
 
 impl Plugin {
@@ -216,8 +295,14 @@ impl Plugin {
         self.info.as_ref()
     }
 
+    /// Time from bytes to a plugin ready to call (compile or load of its code, link, info).
     pub fn compile_time(&self) -> Duration {
         self.compile_time
+    }
+
+    /// Where its code came from.
+    pub fn code_source(&self) -> CodeSource {
+        self.code
     }
 
     /// Generates config.yaml. The outer error is the plugin's fault (trap, deadline, memory);
