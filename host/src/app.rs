@@ -188,7 +188,7 @@ pub async fn run(args: RunArgs) -> Result<(), AppError> {
         let _ = stop.wait_for(|s| *s).await;
     };
     match lease {
-        None => controller::run(ctx, args.watch_namespace.clone(), mark_ready, shutdown).await,
+        None => controller::run(ctx, controller_options(&args), mark_ready, shutdown).await,
         Some((mut leading, task)) => {
             // Losing the lease stops the controller: another replica takes over.
             let lost = async move {
@@ -202,7 +202,7 @@ pub async fn run(args: RunArgs) -> Result<(), AppError> {
             let stop_or_lost = async move {
                 tokio::select! { _ = shutdown => {}, _ = lost => {} }
             };
-            controller::run(ctx, args.watch_namespace.clone(), mark_ready, stop_or_lost).await;
+            controller::run(ctx, controller_options(&args), mark_ready, stop_or_lost).await;
             // Dropping the receiver makes the manager release the lease.
             task.abort();
         }
@@ -555,4 +555,11 @@ async fn signal(stop: watch::Sender<bool>) {
     }
     tracing::info!("stopping");
     let _ = stop.send(true);
+}
+
+fn controller_options(args: &RunArgs) -> controller::Options {
+    controller::Options {
+        watch_namespace: args.watch_namespace.clone(),
+        concurrency: args.max_concurrent_reconciles,
+    }
 }

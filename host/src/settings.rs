@@ -26,6 +26,11 @@ pub struct RunArgs {
     /// Run the controller only while holding the Lease `llama-stack-operator-leader`.
     #[arg(long)]
     pub leader_elect: bool,
+    /// How many LlamaStackDistributions are reconciled at once. Bounds the writes in flight
+    /// when many CRs arrive together (a burst of Service creates queues in the API server
+    /// until requests time out); other CRs wait in the queue, each still reconciled once.
+    #[arg(long, env = "LLSD_MAX_CONCURRENT_RECONCILES", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..))]
+    pub max_concurrent_reconciles: u16,
     /// Address the three listeners bind to.
     #[arg(long, default_value = "0.0.0.0")]
     pub bind_address: std::net::IpAddr,

@@ -36,9 +36,32 @@ impl Error {
             Error::Api {
                 source: kube::Error::Api(status),
                 ..
-            } if matches!(status.code, 400 | 403 | 422) => Some(&status.message),
+            } if matches!(status.code, 400 | 403 | 422) && !self.namespace_terminating() => {
+                Some(&status.message)
+            }
             _ => None,
         }
+    }
+
+    /// The namespace is being deleted: the API server refuses every new object there, and
+    /// the garbage collector is removing what exists. Nothing to retry and nothing to report
+    /// (the CR goes with its namespace).
+    pub fn namespace_terminating(&self) -> bool {
+        let Error::Api {
+            source: kube::Error::Api(status),
+            ..
+        } = self
+        else {
+            return false;
+        };
+        // NamespaceLifecycle admission: 403 with cause "NamespaceTerminating" (older API
+        // servers say it only in the message).
+        status.code == 403
+            && (status
+                .details
+                .as_ref()
+                .is_some_and(|d| d.causes.iter().any(|c| c.reason == "NamespaceTerminating"))
+                || status.message.contains("because it is being terminated"))
     }
 
     /// Short label for metrics (bounded set).
@@ -85,5 +108,34 @@ mod tests {
             assert_eq!(with_code(code).refusal(), None, "{code}");
         }
         assert_eq!(Error::Metadata("x", "uid").refusal(), None);
+    }
+
+    #[test]
+    fn a_terminating_namespace_is_neither_retried_nor_reported() {
+        // As kube-apiserver 1.36 answers a create in a namespace being deleted.
+        let status = kube::core::Status {
+            code: 403,
+            reason: "Forbidden".into(),
+            message: "services \"x-service\" is forbidden: unable to create new content in namespace bench because it is being terminated".into(),
+            details: Some(kube::core::response::StatusDetails {
+                name: "x-service".into(),
+                group: String::new(),
+                kind: "services".into(),
+                uid: String::new(),
+                retry_after_seconds: 0,
+                causes: vec![kube::core::response::StatusCause {
+                    reason: "NamespaceTerminating".into(),
+                    message: "namespace bench is being terminated".into(),
+                    field: "metadata.namespace".into(),
+                }],
+            }),
+            ..Default::default()
+        };
+        let e = api("apply", "Service bench/x-service")(kube::Error::Api(Box::new(status)));
+        assert!(e.namespace_terminating());
+        assert_eq!(e.refusal(), None);
+        // Other 403s (RBAC, admission) stay refusals.
+        assert!(!with_code(403).namespace_terminating());
+        assert!(with_code(403).refusal().is_some());
     }
 }

@@ -31,7 +31,7 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::core::PartialObjectMeta;
-use kube::runtime::controller::{Action, Controller};
+use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, predicates, watcher};
@@ -64,6 +64,8 @@ pub struct Context {
     server_reads: Mutex<HashMap<String, (std::time::Instant, String)>>,
     /// The client for plain-HTTP servers, built at the first read.
     server_http: Mutex<Option<reqwest::Client>>,
+    /// Namespaces whose deletion refused one of our writes, and when.
+    terminating: Mutex<HashMap<String, std::time::Instant>>,
 }
 
 impl Context {
@@ -93,6 +95,31 @@ impl Context {
             generations: Mutex::new(HashMap::new()),
             server_reads: Mutex::new(HashMap::new()),
             server_http: Mutex::new(None),
+            terminating: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Remembers that `ns` is being deleted (the API server said so).
+    fn mark_terminating(&self, ns: &str) {
+        if let Ok(mut t) = self.terminating.lock() {
+            t.insert(ns.to_string(), std::time::Instant::now());
+        }
+    }
+
+    /// Whether `ns` refused a write as terminating within [`TERMINATING_HOLD`]: its CRs are
+    /// going away with it, and every write there would be refused. Past the hold a pass
+    /// tries again, in case a namespace of that name was created anew.
+    fn namespace_terminating(&self, ns: &str) -> bool {
+        let Ok(mut t) = self.terminating.lock() else {
+            return false;
+        };
+        match t.get(ns) {
+            Some(at) if at.elapsed() < TERMINATING_HOLD => true,
+            Some(_) => {
+                t.remove(ns);
+                false
+            }
+            None => false,
         }
     }
 
@@ -267,14 +294,26 @@ pub enum RefKind {
     ConfigMap,
 }
 
-/// Runs the controller until `shutdown` resolves. `watch_namespace` limits it to one
-/// namespace (tests run one operator per namespace).
+/// How long a namespace that refused a write as terminating is left alone.
+const TERMINATING_HOLD: Duration = Duration::from_secs(60);
+
+/// How the controller runs.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Reconcile only this namespace (tests run one operator per namespace).
+    pub watch_namespace: Option<String>,
+    /// Reconciles at once (`--max-concurrent-reconciles`).
+    pub concurrency: u16,
+}
+
+/// Runs the controller until `shutdown` resolves.
 pub async fn run(
     ctx: Arc<Context>,
-    watch_namespace: Option<String>,
+    options: Options,
     ready: impl FnOnce() + Send + 'static,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
+    let watch_namespace = options.watch_namespace;
     let client = ctx.client.clone();
     fn api<K>(client: &Client, ns: &Option<String>) -> Api<K>
     where
@@ -319,7 +358,8 @@ pub async fn run(
     .applied_objects()
     // Our own status writes do not need another pass.
     .predicate_filter(predicates::generation, Default::default());
-    let controller = Controller::for_stream(crs, reader.clone());
+    let controller = Controller::for_stream(crs, reader.clone())
+        .with_config(controller::Config::default().concurrency(options.concurrency));
 
     let store = reader.clone();
     let secrets = watcher(

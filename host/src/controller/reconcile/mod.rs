@@ -80,13 +80,23 @@ pub async fn reconcile(
     result.map(|p| p.action)
 }
 
-pub fn error_policy(_cr: Arc<LlamaStackDistribution>, err: &Error, _ctx: Arc<Context>) -> Action {
+pub fn error_policy(cr: Arc<LlamaStackDistribution>, err: &Error, ctx: Arc<Context>) -> Action {
+    if err.namespace_terminating() {
+        // Retrying would only be refused again; the CR goes with its namespace.
+        tracing::info!(error = %err, "namespace is being deleted; not retrying");
+        ctx.mark_terminating(&cr.namespace().unwrap_or_default());
+        return Action::await_change();
+    }
     tracing::warn!(kind = err.kind(), error = %err, "reconcile failed; retrying");
     retry()
 }
 
 async fn run(cr: &LlamaStackDistribution, ctx: &Context) -> Result<Pass, Error> {
-    if cr.metadata.deletion_timestamp.is_some() {
+    // An owner being deleted, or its namespace: the garbage collector is removing what it
+    // owns, and a write would recreate it or be refused.
+    if cr.metadata.deletion_timestamp.is_some()
+        || ctx.namespace_terminating(&cr.namespace().unwrap_or_default())
+    {
         // Owned objects go by garbage collection; nothing to write.
         return Ok(Pass {
             action: Action::await_change(),

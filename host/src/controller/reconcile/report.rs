@@ -27,6 +27,9 @@ use kube::runtime::events::EventType;
 use llama_stack_config::Generated;
 use std::collections::BTreeMap;
 
+/// How long the first status of a new server waits for its Deployment's status.
+const FIRST_STATUS_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// Writes the status of a pass that rolled out `config`; the next pass comes sooner while the
 /// server is Ready (its answers are refreshed each minute).
 pub(super) async fn rolled_out(
@@ -119,8 +122,18 @@ pub(super) async fn rolled_out(
         external_providers,
         ..carried
     };
-    write_status(s, new, &conds).await?;
     ctx.backoff(&s.key(), false);
+    if r.created {
+        // A Deployment created this pass has no status yet; its controller gives it one within
+        // moments, which brings the next pass. The CR's first status waits for that pass, so
+        // that it says something about the pods, and a new CR costs one write less (issue 18).
+        // The requeue covers a controller-manager that does not answer.
+        return Ok(Pass {
+            action: Action::requeue(FIRST_STATUS_WAIT),
+            failed: false,
+        });
+    }
+    write_status(s, new, &conds).await?;
     Ok(Pass {
         action: Action::requeue(if ready_now {
             server_info::REFRESH

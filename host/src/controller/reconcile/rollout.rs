@@ -34,6 +34,8 @@ pub(super) struct RolledOut {
     /// Distinct (Secret, key) references resolved.
     pub secrets: usize,
     pub deployment: Deployment,
+    /// This pass created the Deployment (a new server).
+    pub created: bool,
     pub service: Service,
     /// The Ingress's URL, when the CR exposes the server.
     pub route_url: Option<String>,
@@ -53,7 +55,7 @@ pub(super) async fn roll_out(
     let generated = &config.generated;
     let secrets = secrets(s, generated).await?;
     let ca_hash = ca_bundle(s).await?;
-    let config_map = generated_config(s, generated).await?;
+    let (config_map, new_config) = generated_config(s, generated).await?;
     let inputs = Inputs {
         cr: s.cr,
         image: &config.image,
@@ -72,6 +74,15 @@ pub(super) async fn roll_out(
         status::secrets_resolved(secrets),
     ];
     let owned = owned_objects(s, &inputs, live, holding).await?;
+    if let Some((reason, note)) = change_event(
+        owned.outcome,
+        new_config,
+        (generated.provider_count, generated.resource_count),
+        &inputs,
+        &names::deployment(&s.name),
+    ) {
+        s.event(EventType::Normal, reason, note).await;
+    }
     let (pods, sets) = server_pods(s).await?;
     let in_use = in_use(&config_map, live, &sets);
     let in_use: Vec<&str> = in_use.iter().map(String::as_str).collect();
@@ -80,6 +91,7 @@ pub(super) async fn roll_out(
         config_map,
         secrets,
         deployment: owned.deployment,
+        created: owned.outcome == Outcome::Created,
         service: owned.service,
         route_url: owned.route_url,
         pods,
@@ -141,8 +153,8 @@ async fn ca_bundle(s: &Scope<'_>) -> Result<Option<String>, Stop> {
 }
 
 /// The generated ConfigMap (D10): immutable, so created once and never updated. Returns its
-/// name.
-async fn generated_config(s: &Scope<'_>, generated: &Generated) -> Result<String, Error> {
+/// name and whether this pass created it.
+async fn generated_config(s: &Scope<'_>, generated: &Generated) -> Result<(String, bool), Error> {
     let configmaps = s.api::<ConfigMap>();
     let ns = &s.ns;
     let cm_name = names::generated_config(&s.name, &generated.content_hash);
@@ -165,31 +177,47 @@ async fn generated_config(s: &Scope<'_>, generated: &Generated) -> Result<String
             Err(e) => return Err(api("create", format!("ConfigMap {ns}/{cm_name}"))(e)),
         }
     }
-    if created {
+    if created && !generated.warnings.is_empty() {
         s.event(
-            EventType::Normal,
-            "ConfigGenerated",
-            format!(
-                "Generated config.yaml in ConfigMap {cm_name}: {} providers, {} resources",
-                generated.provider_count, generated.resource_count
-            ),
+            EventType::Warning,
+            "ConfigWarnings",
+            generated.warnings.join("; "),
         )
         .await;
-        if !generated.warnings.is_empty() {
-            s.event(
-                EventType::Warning,
-                "ConfigWarnings",
-                generated.warnings.join("; "),
-            )
-            .await;
-        }
     }
-    Ok(cm_name)
+    Ok((cm_name, created))
+}
+
+/// The Normal Event of a pass: one per change of a running server, none for a new one (its
+/// status conditions say the same, and its first pass stays within 6 writes; issue 18).
+fn change_event(
+    outcome: Outcome,
+    new_config: bool,
+    counts: (u32, u32),
+    inputs: &Inputs<'_>,
+    deployment: &str,
+) -> Option<(&'static str, String)> {
+    let rollout = format!(
+        "Deployment {deployment} runs {} with config {}",
+        inputs.image, inputs.config_map
+    );
+    match (outcome, new_config) {
+        (Outcome::Created, _) | (Outcome::Unchanged, false) => None,
+        (_, true) => Some((
+            "ConfigGenerated",
+            format!(
+                "Generated config.yaml in ConfigMap {}: {} providers, {} resources. {rollout}",
+                inputs.config_map, counts.0, counts.1
+            ),
+        )),
+        (Outcome::Updated, false) => Some(("DeploymentUpdated", rollout)),
+    }
 }
 
 /// What the owned objects' writes return that the status needs.
 struct Owned {
     deployment: Deployment,
+    outcome: Outcome,
     service: Service,
     route_url: Option<String>,
 }
@@ -248,17 +276,6 @@ async fn owned_objects(
     };
     if outcome != Outcome::Unchanged {
         s.ctx.metrics.wrote("Deployment");
-        s.event(
-            EventType::Normal,
-            "DeploymentUpdated",
-            format!(
-                "Deployment {} runs {} with config {}",
-                deployment.name_any(),
-                inputs.image,
-                inputs.config_map
-            ),
-        )
-        .await;
     }
     let pdbs = s.api::<PodDisruptionBudget>();
     match children::pdb::pdb(inputs)? {
@@ -288,6 +305,7 @@ async fn owned_objects(
     };
     Ok(Owned {
         deployment,
+        outcome,
         service,
         route_url,
     })
@@ -401,6 +419,27 @@ mod tests {
         assert_eq!(
             in_use("demo-config-new", None, &[]),
             vec!["demo-config-new"]
+        );
+    }
+
+    #[test]
+    fn a_new_server_has_no_normal_event_and_a_change_has_one() {
+        let cr = minimal();
+        let inputs = testing::inputs(&cr);
+        let event = |outcome, new_config| {
+            change_event(outcome, new_config, (3, 2), &inputs, "x").map(|(r, _)| r)
+        };
+        assert_eq!(event(Outcome::Created, true), None);
+        assert_eq!(event(Outcome::Unchanged, false), None);
+        assert_eq!(event(Outcome::Updated, true), Some("ConfigGenerated"));
+        assert_eq!(event(Outcome::Updated, false), Some("DeploymentUpdated"));
+        // A new config whose Deployment write was a no-op (someone else's edit) still says so.
+        assert_eq!(event(Outcome::Unchanged, true), Some("ConfigGenerated"));
+        let (_, note) = change_event(Outcome::Updated, true, (3, 2), &inputs, "x")
+            .expect("an event for a new config");
+        assert!(
+            note.contains("3 providers, 2 resources") && note.contains("Deployment x runs"),
+            "{note}"
         );
     }
 }
