@@ -36,6 +36,9 @@ pub(super) async fn config(
         registry.image.as_deref(),
     );
 
+    // As many plugin calls at once as there are cores: more only add sandboxes (each with its
+    // linear memory) waiting for a CPU.
+    let _slot = ctx.plugin_slots.acquire().await;
     let started = Instant::now();
     let (host, plugins) = (ctx.host.clone(), ctx.plugins.clone());
     let call = tokio::task::spawn_blocking(move || plugins.for_request(&req).generate(&host, &req))
