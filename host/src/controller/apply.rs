@@ -4,6 +4,7 @@
 //! our last write, which the object's `metadata.generation` shows (drift repair).
 
 use super::Context;
+use super::caches::Cached;
 use super::children::{APPLIED_HASH_ANNOTATION, MANAGER, desired_hash};
 use super::error::{self, Error};
 use kube::api::{DeleteParams, Patch, PatchParams};
@@ -84,6 +85,84 @@ where
     Ok((outcome, written))
 }
 
+/// [`ensure`] for a kind the caches keep: decided on the cached metadata, so an unchanged
+/// object costs no request. A cache that has not yet seen our last write costs one no-op
+/// apply at worst.
+pub async fn ensure_cached<K>(
+    ctx: &Context,
+    api: &Api<K>,
+    mut desired: K,
+    create_only: bool,
+) -> Result<Outcome, Error>
+where
+    K: Cached + Clone + Serialize + DeserializeOwned + Debug,
+{
+    let Some(caches) = ctx.caches() else {
+        return Ok(ensure(ctx, api, desired, create_only).await?.0);
+    };
+    let name = desired.name_any();
+    let ns = desired.namespace().unwrap_or_default();
+    let cached = caches.get::<K>(&ns, &name);
+    let hash = desired_hash(&desired);
+    desired
+        .annotations_mut()
+        .insert(APPLIED_HASH_ANNOTATION.into(), hash.clone());
+    let key = ctx.drift_key::<K>(&desired);
+    if let Some(live) = &cached {
+        let same_content = live.annotations().get(APPLIED_HASH_ANNOTATION) == Some(&hash);
+        let drifted = ctx.drifted(&key, live.metadata.generation);
+        if create_only || (same_content && !drifted) {
+            return Ok(Outcome::Unchanged);
+        }
+    }
+    let what = format!("{} {ns}/{name}", K::kind(&()));
+    let written = api
+        .patch(
+            &name,
+            &PatchParams::apply(MANAGER).force(),
+            &Patch::Apply(&desired),
+        )
+        .await
+        .map_err(api_err("apply", &what))?;
+    ctx.remember_generation(key, written.meta().generation);
+    tracing::info!(object = %what, created = cached.is_none(), "applied");
+    Ok(if cached.is_some() {
+        Outcome::Updated
+    } else {
+        Outcome::Created
+    })
+}
+
+/// [`remove`] for a kind the caches keep: an object the watch has not seen costs no request.
+pub async fn remove_cached<K>(
+    ctx: &Context,
+    api: &Api<K>,
+    ns: &str,
+    name: &str,
+    owner_uid: &str,
+) -> Result<bool, Error>
+where
+    K: Cached + Clone + DeserializeOwned + Debug,
+{
+    let Some(caches) = ctx.caches() else {
+        return remove(api, name, owner_uid).await;
+    };
+    match caches.get::<K>(ns, name) {
+        Some(live) if controlled_by(live.owner_references(), owner_uid) => {
+            delete::<K>(api, name).await
+        }
+        _ => Ok(false),
+    }
+}
+
+fn controlled_by(
+    refs: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference],
+    owner_uid: &str,
+) -> bool {
+    refs.iter()
+        .any(|o| o.uid == owner_uid && o.controller == Some(true))
+}
+
 /// Deletes `name` if it exists and the CR (by uid) controls it; never touches other objects.
 pub async fn remove<K>(api: &Api<K>, name: &str, owner_uid: &str) -> Result<bool, Error>
 where
@@ -93,13 +172,17 @@ where
     let Some(live) = api.get_opt(name).await.map_err(api_err("read", &what))? else {
         return Ok(false);
     };
-    let ours = live
-        .owner_references()
-        .iter()
-        .any(|o| o.uid == owner_uid && o.controller == Some(true));
-    if !ours {
+    if !controlled_by(live.owner_references(), owner_uid) {
         return Ok(false);
     }
+    delete::<K>(api, name).await
+}
+
+async fn delete<K>(api: &Api<K>, name: &str) -> Result<bool, Error>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug,
+{
+    let what = format!("{} {name}", K::kind(&()));
     match api.delete(name, &DeleteParams::background()).await {
         Ok(_) => {
             tracing::info!(object = %what, "deleted");

@@ -6,6 +6,7 @@
 //! is cached) and the operator ConfigMap (every CR).
 
 mod apply;
+mod caches;
 pub mod children;
 mod error;
 mod inputs;
@@ -15,6 +16,7 @@ mod reconcile;
 pub mod server_info;
 pub mod status;
 
+use caches::Caches;
 pub use error::Error;
 pub use inputs::postgres_uri;
 
@@ -24,12 +26,7 @@ use crate::settings::{OPERATOR_CONFIG_MAP, OperatorConfig};
 use crate::telemetry::Metrics;
 use futures::{Future, StreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::core::v1::{
-    ConfigMap, PersistentVolumeClaim, Pod, Secret, Service, ServiceAccount,
-};
-use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
-use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service};
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::events::{Recorder, Reporter};
@@ -68,6 +65,10 @@ pub struct Context {
     terminating: Mutex<HashMap<String, std::time::Instant>>,
     /// Plugin calls in flight, at most one per core.
     plugin_slots: tokio::sync::Semaphore,
+    /// The owned objects' metadata, once [`run`] has started their watches.
+    caches: Mutex<Option<Arc<Caches>>>,
+    /// Whether every cache holds its first list.
+    caches_synced: tokio::sync::watch::Sender<bool>,
 }
 
 impl Context {
@@ -101,7 +102,23 @@ impl Context {
             plugin_slots: tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(2, |n| n.get()),
             ),
+            caches: Mutex::new(None),
+            caches_synced: tokio::sync::watch::channel(false).0,
         }
+    }
+
+    /// Waits until every cache holds its first list (a pass waits once, at its start).
+    pub(crate) async fn caches_synced(&self) {
+        if self.caches().is_none() {
+            return;
+        }
+        let mut synced = self.caches_synced.subscribe();
+        let _ = synced.wait_for(|s| *s).await;
+    }
+
+    /// The owned objects' metadata, once [`run`] has started their watches.
+    pub(crate) fn caches(&self) -> Option<Arc<Caches>> {
+        self.caches.lock().ok()?.clone()
     }
 
     /// Remembers that `ns` is being deleted (the API server said so).
@@ -307,6 +324,47 @@ fn watch_config() -> watcher::Config {
     watcher::Config::default().streaming_lists()
 }
 
+/// Metadata-only watches: triggers need no more, and no Secret value enters the cache.
+fn meta<K>(client: &Client, ns: &Option<String>) -> Api<PartialObjectMeta<K>>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    match ns {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// The metadata watch of an owned kind, its objects kept (without managedFields) in a store.
+fn cached_watch<K>(
+    client: &Client,
+    ns: &Option<String>,
+    config: watcher::Config,
+) -> (
+    Store<PartialObjectMeta<K>>,
+    impl futures::Stream<Item = Result<PartialObjectMeta<K>, watcher::Error>> + Send + 'static,
+)
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    let (reader, writer) = reflector::store();
+    let events = watcher(meta::<K>(client, ns), config)
+        .default_backoff()
+        .modify(|o| o.managed_fields_mut().clear())
+        .reflect(writer)
+        .touched_objects();
+    (reader, events)
+}
+
 /// How long a namespace that refused a write as terminating is left alone.
 const TERMINATING_HOLD: Duration = Duration::from_secs(60);
 
@@ -331,19 +389,6 @@ pub async fn run(
     fn api<K>(client: &Client, ns: &Option<String>) -> Api<K>
     where
         K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
-    {
-        match ns {
-            Some(ns) => Api::namespaced(client.clone(), ns),
-            None => Api::all(client.clone()),
-        }
-    }
-    // Metadata-only watches: triggers need no more, and no Secret value enters the cache.
-    fn meta<K>(client: &Client, ns: &Option<String>) -> Api<PartialObjectMeta<K>>
-    where
-        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
-            + Clone
-            + serde::de::DeserializeOwned
-            + std::fmt::Debug,
     {
         match ns {
             Some(ns) => Api::namespaced(client.clone(), ns),
@@ -395,6 +440,34 @@ pub async fn run(
     .touched_objects();
     let operator_ns = ctx.operator_namespace.clone();
 
+    // Owned kinds a pass reads from a cache (caches.rs): the triggers' watches keep them.
+    let ns = &watch_namespace;
+    let (service_accounts, sa_events) = cached_watch(&client, ns, managed.clone());
+    let (config_maps, cm_events) = cached_watch(&client, ns, managed.clone());
+    let (pvcs, pvc_events) = cached_watch(&client, ns, managed.clone());
+    let (pdbs, pdb_events) = cached_watch(&client, ns, managed.clone());
+    let (hpas, hpa_events) = cached_watch(&client, ns, managed.clone());
+    let (network_policies, np_events) = cached_watch(&client, ns, managed.clone());
+    let (ingresses, ingress_events) = cached_watch(&client, ns, managed.clone());
+    let caches = Arc::new(Caches {
+        service_accounts,
+        config_maps,
+        pvcs,
+        pdbs,
+        hpas,
+        network_policies,
+        ingresses,
+    });
+    ctx.caches_synced.send_replace(false);
+    if let Ok(mut slot) = ctx.caches.lock() {
+        *slot = Some(caches.clone());
+    }
+    let synced = ctx.caches_synced.clone();
+    tokio::spawn(async move {
+        caches.synced().await;
+        synced.send_replace(true);
+    });
+
     controller
         .owns_stream(
             watcher(
@@ -409,51 +482,13 @@ pub async fn run(
                 .default_backoff()
                 .touched_objects(),
         )
-        .owns_stream(
-            watcher(
-                meta::<ServiceAccount>(&client, &watch_namespace),
-                managed.clone(),
-            )
-            .default_backoff()
-            .touched_objects(),
-        )
-        .owns_stream(
-            watcher(
-                meta::<PersistentVolumeClaim>(&client, &watch_namespace),
-                managed.clone(),
-            )
-            .default_backoff()
-            .touched_objects(),
-        )
-        .owns_stream(
-            watcher(
-                meta::<PodDisruptionBudget>(&client, &watch_namespace),
-                managed.clone(),
-            )
-            .default_backoff()
-            .touched_objects(),
-        )
-        .owns_stream(
-            watcher(
-                meta::<HorizontalPodAutoscaler>(&client, &watch_namespace),
-                managed.clone(),
-            )
-            .default_backoff()
-            .touched_objects(),
-        )
-        .owns_stream(
-            watcher(
-                meta::<NetworkPolicy>(&client, &watch_namespace),
-                managed.clone(),
-            )
-            .default_backoff()
-            .touched_objects(),
-        )
-        .owns_stream(
-            watcher(meta::<Ingress>(&client, &watch_namespace), managed.clone())
-                .default_backoff()
-                .touched_objects(),
-        )
+        .owns_stream(sa_events)
+        .owns_stream(pvc_events)
+        .owns_stream(pdb_events)
+        .owns_stream(hpa_events)
+        .owns_stream(np_events)
+        .owns_stream(ingress_events)
+        .owns_stream(cm_events)
         .watches_stream(secrets, move |s| {
             let ns = s.namespace().unwrap_or_default();
             referencing(&store, &ns, &s.name_any(), RefKind::Secret)

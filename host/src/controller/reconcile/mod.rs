@@ -103,6 +103,8 @@ async fn run(cr: &LlamaStackDistribution, ctx: &Context) -> Result<Pass, Error> 
             failed: false,
         });
     }
+    // "Not in the cache" means "does not exist" only once the caches have listed.
+    ctx.caches_synced().await;
     let scope = Scope::new(cr, ctx)?;
     let settings = ctx.settings().await;
     let live = scope

@@ -21,9 +21,9 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::Resource;
 use kube::api::{ListParams, PostParams};
 use kube::runtime::events::EventType;
-use kube::{Resource, ResourceExt};
 use llama_stack_config::Generated;
 use sha2::{Digest, Sha256};
 
@@ -138,14 +138,14 @@ async fn ca_bundle(s: &Scope<'_>) -> Result<Option<String>, Stop> {
             .and_then(|n| n.tls.as_ref())
             .and_then(|t| t.ca_bundle.as_ref());
     let Some(bundle) = bundle else {
-        apply::remove(&configmaps, &names::ca_bundle(&s.name), &s.uid).await?;
+        s.remove(&configmaps, &names::ca_bundle(&s.name)).await?;
         return Ok(None);
     };
     match inputs::ca_bundle(&s.ctx.client, &s.ns, bundle).await? {
         Ok(pem) => {
             let hash = children::hex(&Sha256::digest(pem.as_bytes()));
             let cm = children::config_map::ca_bundle_config_map(s.cr, &pem)?;
-            s.write(&configmaps, cm, false, "ConfigMap").await?;
+            s.write_cached(&configmaps, cm, false, "ConfigMap").await?;
             Ok(Some(hash))
         }
         Err(p) => Err(generation_failed(&p.message).into()),
@@ -159,11 +159,18 @@ async fn generated_config(s: &Scope<'_>, generated: &Generated) -> Result<(Strin
     let ns = &s.ns;
     let cm_name = names::generated_config(&s.name, &generated.content_hash);
     let mut created = false;
-    if configmaps
-        .get_opt(&cm_name)
-        .await
-        .map_err(api("read", format!("ConfigMap {ns}/{cm_name}")))?
-        .is_none()
+    // Immutable: present in the cache means written. Absent may be a cache that has not yet
+    // seen it: the API server decides.
+    let cached = s
+        .ctx
+        .caches()
+        .is_some_and(|c| c.get::<ConfigMap>(ns, &cm_name).is_some());
+    if !cached
+        && configmaps
+            .get_opt(&cm_name)
+            .await
+            .map_err(api("read", format!("ConfigMap {ns}/{cm_name}")))?
+            .is_none()
     {
         let cm =
             children::config_map::generated_config_map(s.cr, &cm_name, &generated.config_yaml)?;
@@ -231,8 +238,8 @@ async fn owned_objects(
     live: Option<&Deployment>,
     holding: Vec<Cond>,
 ) -> Result<Owned, Stop> {
-    let (name, uid) = (&s.name, &s.uid);
-    s.write(
+    let name = &s.name;
+    s.write_cached(
         &s.api::<ServiceAccount>(),
         children::service_account::service_account(inputs)?,
         false,
@@ -248,7 +255,7 @@ async fn owned_objects(
         )
         .await?;
     if let Some(pvc) = children::pvc::pvc(inputs)? {
-        s.write(
+        s.write_cached(
             &s.api::<PersistentVolumeClaim>(),
             pvc,
             true,
@@ -279,18 +286,24 @@ async fn owned_objects(
     }
     let pdbs = s.api::<PodDisruptionBudget>();
     match children::pdb::pdb(inputs)? {
-        Some(o) => drop(s.write(&pdbs, o, false, "PodDisruptionBudget").await?),
-        None => drop(apply::remove(&pdbs, &names::pdb(name), uid).await?),
+        Some(o) => drop(
+            s.write_cached(&pdbs, o, false, "PodDisruptionBudget")
+                .await?,
+        ),
+        None => drop(s.remove(&pdbs, &names::pdb(name)).await?),
     }
     let hpas = s.api::<HorizontalPodAutoscaler>();
     match children::hpa::hpa(inputs)? {
-        Some(o) => drop(s.write(&hpas, o, false, "HorizontalPodAutoscaler").await?),
-        None => drop(apply::remove(&hpas, &names::hpa(name), uid).await?),
+        Some(o) => drop(
+            s.write_cached(&hpas, o, false, "HorizontalPodAutoscaler")
+                .await?,
+        ),
+        None => drop(s.remove(&hpas, &names::hpa(name)).await?),
     }
     let nps = s.api::<NetworkPolicy>();
     match children::network_policy::network_policy(inputs)? {
-        Some(o) => drop(s.write(&nps, o, false, "NetworkPolicy").await?),
-        None => drop(apply::remove(&nps, &names::network_policy(name), uid).await?),
+        Some(o) => drop(s.write_cached(&nps, o, false, "NetworkPolicy").await?),
+        None => drop(s.remove(&nps, &names::network_policy(name)).await?),
     }
     let ingresses = s.api::<Ingress>();
     let route_url = match children::ingress::ingress(inputs)? {
@@ -299,7 +312,7 @@ async fn owned_objects(
             Some(children::ingress::route_url(&live).unwrap_or_default())
         }
         None => {
-            apply::remove(&ingresses, &names::ingress(name), uid).await?;
+            s.remove(&ingresses, &names::ingress(name)).await?;
             None
         }
     };
@@ -347,27 +360,46 @@ fn in_use(config_map: &str, live: Option<&Deployment>, sets: &[ReplicaSet]) -> V
 
 /// Deletes the CR's old generated ConfigMaps (FR-025a), never one in `in_use`.
 async fn prune(s: &Scope<'_>, in_use: &[&str]) -> Result<(), Error> {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
     let (name, uid) = (&s.name, &s.uid);
     let configmaps = s.api::<ConfigMap>();
     let selector = format!(
         "app.kubernetes.io/instance={name},app.kubernetes.io/component=generated-config,app.kubernetes.io/managed-by={}",
         children::MANAGER
     );
-    let list = configmaps
-        .list_metadata(&ListParams::default().labels(&selector))
-        .await
-        .map_err(api("list", format!("generated ConfigMaps of {name}")))?;
-    let ours: Vec<ConfigMap> = list
-        .items
+    let generated = |meta: &ObjectMeta| {
+        let labels = meta.labels.as_ref();
+        let label = |k: &str| labels.and_then(|l| l.get(k)).map(String::as_str);
+        label("app.kubernetes.io/instance") == Some(name.as_str())
+            && label("app.kubernetes.io/component") == Some("generated-config")
+            && label("app.kubernetes.io/managed-by") == Some(children::MANAGER)
+    };
+    let metas: Vec<ObjectMeta> = match s.ctx.caches() {
+        Some(caches) => caches
+            .in_namespace::<ConfigMap>(&s.ns)
+            .into_iter()
+            .map(|c| c.metadata.clone())
+            .filter(generated)
+            .collect(),
+        None => configmaps
+            .list_metadata(&ListParams::default().labels(&selector))
+            .await
+            .map_err(api("list", format!("generated ConfigMaps of {name}")))?
+            .items
+            .into_iter()
+            .map(|c| c.metadata)
+            .collect(),
+    };
+    let ours: Vec<ConfigMap> = metas
         .into_iter()
-        .filter(|c| c.owner_references().iter().any(|o| o.uid == *uid))
-        .map(|c| ConfigMap {
-            metadata: c.metadata,
+        .filter(|m| m.owner_references.iter().flatten().any(|o| o.uid == *uid))
+        .map(|metadata| ConfigMap {
+            metadata,
             ..Default::default()
         })
         .collect();
     for old in prune::to_delete(&ours, in_use) {
-        if apply::remove(&configmaps, &old, uid).await? {
+        if s.remove(&configmaps, &old).await? {
             s.ctx.metrics.wrote("ConfigMap");
         }
     }

@@ -4,6 +4,7 @@
 use crate::api::v1alpha2::LlamaStackDistribution;
 use crate::controller::Context;
 use crate::controller::apply::{self, Outcome};
+use crate::controller::caches::Cached;
 use crate::controller::error::Error;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
@@ -78,6 +79,32 @@ impl<'a> Scope<'a> {
             self.ctx.metrics.wrote(kind);
         }
         Ok((outcome, live))
+    }
+
+    /// [`apply::ensure_cached`], counted as a write of `kind` when it wrote.
+    pub async fn write_cached<K>(
+        &self,
+        api: &Api<K>,
+        obj: K,
+        create_only: bool,
+        kind: &'static str,
+    ) -> Result<Outcome, Error>
+    where
+        K: Cached + Clone + serde::Serialize + serde::de::DeserializeOwned + std::fmt::Debug,
+    {
+        let outcome = apply::ensure_cached(self.ctx, api, obj, create_only).await?;
+        if outcome != Outcome::Unchanged {
+            self.ctx.metrics.wrote(kind);
+        }
+        Ok(outcome)
+    }
+
+    /// Deletes `name` if this CR controls it ([`apply::remove_cached`]).
+    pub async fn remove<K>(&self, api: &Api<K>, name: &str) -> Result<bool, Error>
+    where
+        K: Cached + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    {
+        apply::remove_cached(self.ctx, api, &self.ns, name, &self.uid).await
     }
 
     /// Publishes an Event on the CR; a failure to record is logged, never fatal.
