@@ -51,38 +51,14 @@ pub async fn ensure_against<K>(
 where
     K: Resource<DynamicType = ()> + Clone + Serialize + DeserializeOwned + Debug,
 {
-    let name = desired.name_any();
-    let what = format!(
-        "{} {}/{}",
-        K::kind(&()),
-        desired.namespace().unwrap_or_default(),
-        name
-    );
-    let hash = desired_hash(&desired);
-    desired
-        .annotations_mut()
-        .insert(APPLIED_HASH_ANNOTATION.into(), hash.clone());
-    let key = ctx.drift_key::<K>(&desired);
-    if let Some(live) = &live {
-        let same_content = live.annotations().get(APPLIED_HASH_ANNOTATION) == Some(&hash);
-        let drifted = ctx.drifted(&key, live.meta().generation);
-        if create_only || (same_content && !drifted) {
-            return Ok((Outcome::Unchanged, live.clone()));
-        }
+    let key = stamp(ctx, &mut desired);
+    if let Some(live) = &live
+        && up_to_date(ctx, &key, &desired, live.meta(), create_only)
+    {
+        return Ok((Outcome::Unchanged, live.clone()));
     }
-    let params = PatchParams::apply(MANAGER).force();
-    let written = api
-        .patch(&name, &params, &Patch::Apply(&desired))
-        .await
-        .map_err(api_err("apply", &what))?;
-    ctx.remember_generation(key, written.meta().generation);
-    tracing::info!(object = %what, created = live.is_none(), "applied");
-    let outcome = if live.is_some() {
-        Outcome::Updated
-    } else {
-        Outcome::Created
-    };
-    Ok((outcome, written))
+    let written = apply(ctx, api, &desired, key, live.is_none()).await?;
+    Ok((outcome(live.is_some()), written))
 }
 
 /// [`ensure`] for a kind the caches keep: decided on the cached metadata, so an unchanged
@@ -100,37 +76,84 @@ where
     let Some(caches) = ctx.caches() else {
         return Ok(ensure(ctx, api, desired, create_only).await?.0);
     };
-    let name = desired.name_any();
-    let ns = desired.namespace().unwrap_or_default();
-    let cached = caches.get::<K>(&ns, &name);
-    let hash = desired_hash(&desired);
+    let cached = caches.get::<K>(
+        &desired.namespace().unwrap_or_default(),
+        &desired.name_any(),
+    );
+    let key = stamp(ctx, &mut desired);
+    if let Some(live) = &cached
+        && up_to_date(ctx, &key, &desired, &live.metadata, create_only)
+    {
+        return Ok(Outcome::Unchanged);
+    }
+    apply(ctx, api, &desired, key, cached.is_none()).await?;
+    Ok(outcome(cached.is_some()))
+}
+
+/// Puts the content hash on `desired`; returns its drift key.
+fn stamp<K: Resource<DynamicType = ()> + Serialize>(ctx: &Context, desired: &mut K) -> String {
+    let hash = desired_hash(desired);
     desired
         .annotations_mut()
-        .insert(APPLIED_HASH_ANNOTATION.into(), hash.clone());
-    let key = ctx.drift_key::<K>(&desired);
-    if let Some(live) = &cached {
-        let same_content = live.annotations().get(APPLIED_HASH_ANNOTATION) == Some(&hash);
-        let drifted = ctx.drifted(&key, live.metadata.generation);
-        if create_only || (same_content && !drifted) {
-            return Ok(Outcome::Unchanged);
-        }
+        .insert(APPLIED_HASH_ANNOTATION.into(), hash);
+    ctx.drift_key::<K>(desired)
+}
+
+/// The live object carries what we would write and nobody changed its spec since (or it is
+/// never changed once it exists).
+fn up_to_date<K: Resource<DynamicType = ()>>(
+    ctx: &Context,
+    key: &str,
+    desired: &K,
+    live: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    create_only: bool,
+) -> bool {
+    let hash = desired.annotations().get(APPLIED_HASH_ANNOTATION);
+    let same_content = live
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(APPLIED_HASH_ANNOTATION))
+        == hash;
+    create_only || (same_content && !ctx.drifted(key, live.generation))
+}
+
+fn outcome(existed: bool) -> Outcome {
+    if existed {
+        Outcome::Updated
+    } else {
+        Outcome::Created
     }
-    let what = format!("{} {ns}/{name}", K::kind(&()));
+}
+
+/// The server-side apply of `desired` (forced: we own these fields).
+async fn apply<K>(
+    ctx: &Context,
+    api: &Api<K>,
+    desired: &K,
+    key: String,
+    created: bool,
+) -> Result<K, Error>
+where
+    K: Resource<DynamicType = ()> + Clone + Serialize + DeserializeOwned + Debug,
+{
+    let name = desired.name_any();
+    let what = format!(
+        "{} {}/{}",
+        K::kind(&()),
+        desired.namespace().unwrap_or_default(),
+        name
+    );
     let written = api
         .patch(
             &name,
             &PatchParams::apply(MANAGER).force(),
-            &Patch::Apply(&desired),
+            &Patch::Apply(desired),
         )
         .await
         .map_err(api_err("apply", &what))?;
     ctx.remember_generation(key, written.meta().generation);
-    tracing::info!(object = %what, created = cached.is_none(), "applied");
-    Ok(if cached.is_some() {
-        Outcome::Updated
-    } else {
-        Outcome::Created
-    })
+    tracing::info!(object = %what, created, "applied");
+    Ok(written)
 }
 
 /// [`remove`] for a kind the caches keep: an object the watch has not seen costs no request.
