@@ -11,7 +11,7 @@ OPERATOR := $(CARGO_TARGET_DIR)/debug/llama-stack-operator
 LLVM_COV_VERSION := 0.6.21
 COVERAGE_MIN := 80
 
-.PHONY: demo demo-down test wasm-target toolchain-tests node-tests playground playground-tests bench-playground acme-plugin toolchain build lint unit coverage golden crds python-tests cluster-tests bench bench-cluster configs-check clean-cache
+.PHONY: demo demo-down test wasm-target toolchain-tests node-tests playground playground-tests bench-playground acme-plugin toolchain build lint unit coverage golden crds python-tests cluster-tests bench bench-cluster bench-upstream configs-check clean-cache
 
 ## demo: a local control plane with a real node, the operator, a sample LlamaStackDistribution
 ## reconciled to Ready (the real llama-stack server passing its probes), what was generated,
@@ -151,6 +151,15 @@ bench-cluster: wasm-target
 	tests/bench/controller.sh
 	tests/bench/webhook-latency.sh
 	tests/bench/oci.sh
+
+## bench-upstream: the upstream Go operator (built from the Go module proxy at a pinned commit;
+## LLSD_UPSTREAM_SRC=<git dir> where the proxy refuses the module)
+## and ours, alternated on one local control plane of their own with the same v1alpha1
+## workload: start-up, apply->Deployment/Ready, 200 at once, RSS, CPU, API writes (audit log),
+## idle, restart; a table with ratios, also in ~/.cache/llama-stack-operator/bench-upstream/
+## last-run.md. ~30 min; LLSD_BENCH_* env shrinks it (tests/bench/README.md).
+bench-upstream: wasm-target
+	tests/bench/upstream.sh
 
 ## acme-plugin: the example vendor plugin, built as host/tests/plugin_support builds it (same
 ## target dir and flags, so the two share one artefact), for the playground's tests.

@@ -14,6 +14,7 @@ use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, ApiResource, DynamicObject, PostParams};
 use kube::core::GroupVersionKind;
 use kube::runtime::{WatchStreamExt, watcher};
+use llsd_test_support::bench::{percentile, proc_stats, readyz};
 use serde_json::json;
 use std::collections::HashMap;
 use std::process::{Command, Stdio};
@@ -82,43 +83,6 @@ impl Drop for Killed {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let i = ((p / 100.0) * (sorted.len() as f64 - 1.0)).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
-
-fn proc_stats(pid: u32) -> Result<(u64, f64)> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let hwm_kb: u64 = status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .context("VmHWM")?;
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    let after = stat.rsplit_once(')').map(|(_, a)| a).context("stat")?;
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let ticks: f64 = f.get(11).and_then(|u| u.parse::<f64>().ok()).unwrap_or(0.0)
-        + f.get(12).and_then(|s| s.parse::<f64>().ok()).unwrap_or(0.0);
-    Ok((hwm_kb, ticks / 100.0))
-}
-
-async fn readyz(port: u16) -> bool {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let Ok(mut s) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
-        return false;
-    };
-    if s.write_all(b"GET /readyz HTTP/1.0\r\n\r\n").await.is_err() {
-        return false;
-    }
-    let mut buf = Vec::new();
-    let _ = s.read_to_end(&mut buf).await;
-    String::from_utf8_lossy(&buf).split_whitespace().nth(1) == Some("200")
 }
 
 #[tokio::main]
@@ -233,7 +197,7 @@ async fn main() -> Result<()> {
     );
 
     // 3. 200 CRs at once
-    let (_, cpu_before) = proc_stats(child.0.id())?;
+    let cpu_before = proc_stats(child.0.id())?.cpu_seconds;
     let t = Instant::now();
     let names: Vec<String> = (0..200).map(|i| format!("burst-{i}")).collect();
     let creates = names.iter().map(|n| {
@@ -275,7 +239,8 @@ async fn main() -> Result<()> {
                 .copied()
         })
         .map(|last| last.duration_since(t));
-    let (hwm_kb, cpu_after) = proc_stats(child.0.id())?;
+    let after = proc_stats(child.0.id())?;
+    let (hwm_kb, cpu_after) = (after.peak_rss_kib, after.cpu_seconds);
     if let Some(d) = deployed {
         println!(
             "200 CRs created at once -> all Deployments created: {:.1} s",

@@ -23,6 +23,7 @@ use serde::de::DeserializeOwned;
 pub use k8s_openapi;
 pub use kube;
 
+pub mod bench;
 pub mod kubectl;
 pub mod ports;
 pub mod registry;
