@@ -151,7 +151,6 @@ where
         )
         .await
         .map_err(api_err("apply", &what))?;
-    ctx.remember_written(key.clone(), written.meta().resource_version.clone());
     ctx.remember_generation(key, written.meta().generation);
     tracing::info!(object = %what, created, "applied");
     Ok(written)

@@ -61,19 +61,10 @@ pub struct Context {
     server_reads: Mutex<HashMap<String, (std::time::Instant, String)>>,
     /// The client for plain-HTTP servers, built at the first read.
     server_http: Mutex<Option<reqwest::Client>>,
-    /// Answers of background server reads per CR (`ns/name`), with the config they were for.
-    server_answers: Arc<Mutex<HashMap<String, ServerAnswer>>>,
-    /// Server reads in flight at most.
-    server_slots: Arc<tokio::sync::Semaphore>,
-    /// Where a finished read asks for a pass of its CR (set by [`run`]).
-    server_trigger:
-        Mutex<Option<tokio::sync::mpsc::UnboundedSender<ObjectRef<LlamaStackDistribution>>>>,
     /// Namespaces whose deletion refused one of our writes, and when.
     terminating: Mutex<HashMap<String, std::time::Instant>>,
     /// Plugin calls in flight, at most one per core.
     plugin_slots: tokio::sync::Semaphore,
-    /// resourceVersion of our last write per owned object (`drift_key`).
-    written: Mutex<HashMap<String, String>>,
     /// The owned objects' metadata, once [`run`] has started their watches.
     caches: Mutex<Option<Arc<Caches>>>,
     /// Whether every cache holds its first list.
@@ -107,15 +98,11 @@ impl Context {
             generations: Mutex::new(HashMap::new()),
             server_reads: Mutex::new(HashMap::new()),
             server_http: Mutex::new(None),
-            server_answers: Arc::new(Mutex::new(HashMap::new())),
-            server_slots: Arc::new(tokio::sync::Semaphore::new(SERVER_READS)),
-            server_trigger: Mutex::new(None),
             terminating: Mutex::new(HashMap::new()),
             plugin_slots: tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(2, |n| n.get()),
             ),
             caches: Mutex::new(None),
-            written: Mutex::new(HashMap::new()),
             caches_synced: tokio::sync::watch::channel(false).0,
         }
     }
@@ -174,69 +161,29 @@ impl Context {
         due
     }
 
-    /// Reads a server (version, providers). An answer within [`INLINE_READ`] is returned, for
-    /// this pass's status write. A slower one finishes in the background: it waits in
-    /// [`Context::server_answer`] and brings one more pass of the CR. A server that does not
-    /// answer thus costs its timeout off the reconcile workers: inside a pass it held a worker
-    /// for seconds, and a burst of new CRs queued behind the reads of the Ready ones.
-    pub(crate) async fn read_server(
+    /// Reads a server (version, providers); the error as the condition words it.
+    async fn read_server(
         &self,
-        cr: ObjectRef<LlamaStackDistribution>,
-        config: String,
-        target: server_info::Target,
-    ) -> Option<Result<server_info::ServerInfo, String>> {
+        target: &server_info::Target,
+    ) -> Result<server_info::ServerInfo, String> {
         let http = {
-            let Ok(mut slot) = self.server_http.lock() else {
-                return None;
-            };
+            let mut slot = self
+                .server_http
+                .lock()
+                .map_err(|_| "client lock poisoned".to_string())?;
             match slot.as_ref() {
                 Some(c) => c.clone(),
-                None => match server_info::http_client() {
-                    Ok(c) => {
-                        *slot = Some(c.clone());
-                        c
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "no HTTP client for server reads");
-                        return Some(Err(e.to_string()));
-                    }
-                },
+                None => {
+                    let c = server_info::http_client().map_err(|e| e.to_string())?;
+                    *slot = Some(c.clone());
+                    c
+                }
             }
         };
-        let trigger = self.server_trigger.lock().ok().and_then(|t| t.clone());
-        let answers = self.server_answers.clone();
-        let slots = self.server_slots.clone();
-        let (inline, answer) = tokio::sync::oneshot::channel();
-        tokio::spawn(async move {
-            let _slot = slots.acquire().await;
-            let read = server_info::read(&http, &target).await.map_err(|e| {
-                tracing::info!(server = %target.addr, error = %e, "server not readable");
-                error_chain(&e)
-            });
-            // The pass stopped waiting: the answer waits for the next one, which it brings.
-            if let Err(read) = inline.send(read) {
-                if let Ok(mut answers) = answers.lock() {
-                    answers.insert(cr_key(&cr), (config, read));
-                }
-                if let Some(t) = trigger {
-                    let _ = t.send(cr);
-                }
-            }
-        });
-        tokio::time::timeout(INLINE_READ, answer).await.ok()?.ok()
-    }
-
-    /// The answer of the last background read of CR `key`, if it was for `config`.
-    pub(crate) fn server_answer(
-        &self,
-        key: &str,
-        config: &str,
-    ) -> Option<Result<server_info::ServerInfo, String>> {
-        let mut answers = self.server_answers.lock().ok()?;
-        match answers.remove(key) {
-            Some((c, read)) if c == config => Some(read),
-            _ => None,
-        }
+        server_info::read(&http, target).await.map_err(|e| {
+            tracing::info!(server = %target.addr, error = %e, "server not readable");
+            error_chain(&e)
+        })
     }
 
     pub fn with_registry(mut self, registry: Arc<crate::oci::Registry>) -> Context {
@@ -285,7 +232,7 @@ impl Context {
         self.settings.lock().map(|s| s.clone()).unwrap_or_default()
     }
 
-    pub(crate) fn drift_key<K: Resource<DynamicType = ()>>(&self, obj: &K) -> String {
+    fn drift_key<K: Resource<DynamicType = ()>>(&self, obj: &K) -> String {
         format!(
             "{}/{}/{}",
             K::kind(&()),
@@ -315,57 +262,6 @@ impl Context {
             map.insert(key, g);
         }
     }
-
-    /// Remembers the resourceVersion our write of the object `key` (see `drift_key`) produced.
-    pub(crate) fn remember_written(&self, key: String, resource_version: Option<String>) {
-        if let (Ok(mut map), Some(rv)) = (self.written.lock(), resource_version) {
-            map.insert(key, rv);
-        }
-    }
-
-    /// Whether a watch event brings a change worth a pass: a deletion, or a version of the
-    /// object that our own last write did not produce (someone else's edit, a status the
-    /// object's controller wrote). Our own writes are already known to the pass that made
-    /// them; each of them used to bring one more pass per object, and a new CR six.
-    fn worth_a_pass<K: Resource<DynamicType = ()>>(&self, event: &watcher::Event<K>) -> bool {
-        let key = |o: &K| self.drift_key::<K>(o);
-        match event {
-            watcher::Event::Delete(o) => {
-                if let Ok(mut map) = self.written.lock() {
-                    map.remove(&key(o));
-                }
-                true
-            }
-            watcher::Event::Apply(o) => self
-                .written
-                .lock()
-                .map(|map| map.get(&key(o)) != o.meta().resource_version.as_ref())
-                .unwrap_or(true),
-            // The initial list: every CR is reconciled anyway after a (re)start.
-            watcher::Event::Init | watcher::Event::InitApply(_) | watcher::Event::InitDone => false,
-        }
-    }
-}
-
-/// The objects of `events` that [`Context::worth_a_pass`] keeps.
-fn owner_triggers<K>(
-    ctx: Arc<Context>,
-    events: impl futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
-) -> impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static
-where
-    K: Resource<DynamicType = ()> + Send + 'static,
-{
-    events.filter_map(move |e| {
-        let out = match e {
-            Ok(ev) if ctx.worth_a_pass(&ev) => match ev {
-                watcher::Event::Apply(o) | watcher::Event::Delete(o) => Some(Ok(o)),
-                _ => None,
-            },
-            Ok(_) => None,
-            Err(e) => Some(Err(e)),
-        };
-        futures::future::ready(out)
-    })
 }
 
 /// Which CRs a Secret or ConfigMap named `name` in `ns` concerns.
@@ -444,7 +340,7 @@ where
 
 /// The metadata watch of an owned kind, its objects kept (without managedFields) in a store.
 fn cached_watch<K>(
-    ctx: &Arc<Context>,
+    client: &Client,
     ns: &Option<String>,
     config: watcher::Config,
 ) -> (
@@ -461,28 +357,12 @@ where
         + 'static,
 {
     let (reader, writer) = reflector::store();
-    let events = watcher(meta::<K>(&ctx.client, ns), config)
+    let events = watcher(meta::<K>(client, ns), config)
         .default_backoff()
         .modify(|o| o.managed_fields_mut().clear())
-        .reflect(writer);
-    (reader, owner_triggers(ctx.clone(), events))
-}
-
-/// A server read's answer and the config it was for.
-type ServerAnswer = (String, Result<server_info::ServerInfo, String>);
-
-/// How long a pass waits for a server's answer before leaving the read to the background.
-const INLINE_READ: Duration = Duration::from_millis(300);
-
-/// Server reads in flight at most (each waits on the network, not a CPU).
-const SERVER_READS: usize = 32;
-
-fn cr_key(cr: &ObjectRef<LlamaStackDistribution>) -> String {
-    format!(
-        "{}/{}",
-        cr.namespace.as_deref().unwrap_or_default(),
-        cr.name
-    )
+        .reflect(writer)
+        .touched_objects();
+    (reader, events)
 }
 
 /// How long a namespace that refused a write as terminating is left alone.
@@ -538,16 +418,8 @@ pub async fn run(
     .applied_objects()
     // Our own status writes do not need another pass.
     .predicate_filter(predicates::generation, Default::default());
-    let (server_tx, server_rx) = tokio::sync::mpsc::unbounded_channel();
-    if let Ok(mut t) = ctx.server_trigger.lock() {
-        *t = Some(server_tx);
-    }
-    let server_answers = futures::stream::unfold(server_rx, |mut rx| async move {
-        rx.recv().await.map(|cr| (cr, rx))
-    });
     let controller = Controller::for_stream(crs, reader.clone())
-        .with_config(controller::Config::default().concurrency(options.concurrency))
-        .reconcile_on(server_answers);
+        .with_config(controller::Config::default().concurrency(options.concurrency));
 
     let store = reader.clone();
     let secrets = watcher(meta::<Secret>(&client, &watch_namespace), watch_config())
@@ -570,13 +442,13 @@ pub async fn run(
 
     // Owned kinds a pass reads from a cache (caches.rs): the triggers' watches keep them.
     let ns = &watch_namespace;
-    let (service_accounts, sa_events) = cached_watch(&ctx, ns, managed.clone());
-    let (config_maps, cm_events) = cached_watch(&ctx, ns, managed.clone());
-    let (pvcs, pvc_events) = cached_watch(&ctx, ns, managed.clone());
-    let (pdbs, pdb_events) = cached_watch(&ctx, ns, managed.clone());
-    let (hpas, hpa_events) = cached_watch(&ctx, ns, managed.clone());
-    let (network_policies, np_events) = cached_watch(&ctx, ns, managed.clone());
-    let (ingresses, ingress_events) = cached_watch(&ctx, ns, managed.clone());
+    let (service_accounts, sa_events) = cached_watch(&client, ns, managed.clone());
+    let (config_maps, cm_events) = cached_watch(&client, ns, managed.clone());
+    let (pvcs, pvc_events) = cached_watch(&client, ns, managed.clone());
+    let (pdbs, pdb_events) = cached_watch(&client, ns, managed.clone());
+    let (hpas, hpa_events) = cached_watch(&client, ns, managed.clone());
+    let (network_policies, np_events) = cached_watch(&client, ns, managed.clone());
+    let (ingresses, ingress_events) = cached_watch(&client, ns, managed.clone());
     let caches = Arc::new(Caches {
         service_accounts,
         config_maps,
@@ -597,18 +469,19 @@ pub async fn run(
     });
 
     controller
-        .owns_stream(owner_triggers(
-            ctx.clone(),
+        .owns_stream(
             watcher(
                 meta::<Deployment>(&client, &watch_namespace),
                 managed.clone(),
             )
-            .default_backoff(),
-        ))
-        .owns_stream(owner_triggers(
-            ctx.clone(),
-            watcher(meta::<Service>(&client, &watch_namespace), managed.clone()).default_backoff(),
-        ))
+            .default_backoff()
+            .touched_objects(),
+        )
+        .owns_stream(
+            watcher(meta::<Service>(&client, &watch_namespace), managed.clone())
+                .default_backoff()
+                .touched_objects(),
+        )
         .owns_stream(sa_events)
         .owns_stream(pvc_events)
         .owns_stream(pdb_events)

@@ -24,7 +24,6 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
-use kube::runtime::reflector::ObjectRef;
 use llama_stack_config::Generated;
 use std::collections::BTreeMap;
 
@@ -106,22 +105,12 @@ pub(super) async fn rolled_out(
     // What the server says (issue 17): once the config is rolled out, then each minute.
     let mut carried = carried(s, &old);
     let ready_now = phase == Phase::Ready;
-    if ready_now {
-        // A background read's answer (it brought this pass), else maybe a new read.
-        if let Some(read) = ctx.server_answer(&s.key(), &r.config_map) {
-            conds.push(server_info::apply(read, &mut carried, now()));
-        } else if ctx.server_read_due(&s.key(), &r.config_map) {
-            let read = match server_target(s, &r.service, port).await? {
-                Ok(target) => {
-                    ctx.read_server(ObjectRef::from_obj(s.cr), r.config_map.clone(), target)
-                        .await
-                }
-                Err(message) => Some(Err(message)),
-            };
-            if let Some(read) = read {
-                conds.push(server_info::apply(read, &mut carried, now()));
-            }
-        }
+    if ready_now && ctx.server_read_due(&s.key(), &r.config_map) {
+        let read = match server_target(s, &r.service, port).await? {
+            Ok(target) => ctx.read_server(&target).await,
+            Err(message) => Err(message),
+        };
+        conds.push(server_info::apply(read, &mut carried, now()));
     }
     let new = LlamaStackDistributionStatus {
         phase: Some(phase),

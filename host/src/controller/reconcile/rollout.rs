@@ -175,10 +175,8 @@ async fn generated_config(s: &Scope<'_>, generated: &Generated) -> Result<(Strin
         let cm =
             children::config_map::generated_config_map(s.cr, &cm_name, &generated.config_yaml)?;
         match configmaps.create(&PostParams::default(), &cm).await {
-            Ok(written) => {
+            Ok(_) => {
                 s.ctx.metrics.wrote("ConfigMap");
-                s.ctx
-                    .remember_written(s.ctx.drift_key(&written), written.metadata.resource_version);
                 created = true;
                 tracing::info!(configmap = %cm_name, "generated config written");
             }
