@@ -256,25 +256,7 @@ pub async fn tls_handshake(port: u16, ca_pem: &str) -> Result<()> {
 }
 
 /// A plain HTTP/1.0 GET on loopback (probes and metrics need nothing more).
-pub async fn http_get(port: u16, path: &str) -> Result<(u16, String)> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
-    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").as_bytes())
-        .await?;
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).await?;
-    let text = String::from_utf8_lossy(&buf).to_string();
-    let code = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .context("no HTTP status line")?;
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    Ok((code, body))
-}
+pub use llsd_test_support::bench::http_get;
 
 /// Lines of the API server's audit log written by the operator for namespace `ns` after
 /// byte `offset` (tests/cluster/up turns the log on for every write).
