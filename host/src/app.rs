@@ -67,17 +67,21 @@ pub async fn run(args: RunArgs) -> Result<(), AppError> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let namespace = operator_namespace(&args)?;
     let client = client().await?;
-    ensure_operator_config(&client, &namespace).await?;
 
     let metrics = Arc::new(Metrics::default());
     let registry = Arc::new(crate::oci::Registry::new(registry_settings(&args)?));
-    let (host, plugins) = load_plugins(
-        args.plugins_config.as_deref(),
-        &client,
-        &namespace,
-        &registry,
-    )
-    .await?;
+    // Independent of each other, and each mostly waiting on the API server: at once, for a
+    // shorter start-up (issue 18).
+    let ((), (host, plugins), (store, served)) = tokio::try_join!(
+        ensure_operator_config(&client, &namespace),
+        load_plugins(
+            args.plugins_config.as_deref(),
+            &client,
+            &namespace,
+            &registry,
+        ),
+        serving_certificate(&args, &client, &namespace),
+    )?;
     let ready = Arc::new(AtomicBool::new(false));
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(signal(stop_tx));
@@ -101,7 +105,6 @@ pub async fn run(args: RunArgs) -> Result<(), AppError> {
     .await?;
 
     // Webhooks: every replica serves them, leader or not.
-    let (store, served) = serving_certificate(&args, &client, &namespace).await?;
     let hooks = Arc::new(Webhooks::new(
         host.clone(),
         plugins.clone(),

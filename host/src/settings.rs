@@ -29,7 +29,7 @@ pub struct RunArgs {
     /// How many LlamaStackDistributions are reconciled at once. Bounds the writes in flight
     /// when many CRs arrive together (a burst of Service creates queues in the API server
     /// until requests time out); other CRs wait in the queue, each still reconciled once.
-    #[arg(long, env = "LLSD_MAX_CONCURRENT_RECONCILES", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..))]
+    #[arg(long, env = "LLSD_MAX_CONCURRENT_RECONCILES", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..))]
     pub max_concurrent_reconciles: u16,
     /// Address the three listeners bind to.
     #[arg(long, default_value = "0.0.0.0")]

@@ -14,6 +14,7 @@ pub mod pods;
 mod prune;
 mod reconcile;
 pub mod server_info;
+mod servers;
 pub mod status;
 
 use caches::Caches;
@@ -57,10 +58,8 @@ pub struct Context {
     /// Last `metadata.generation` we wrote or saw per owned object: a different live
     /// generation means someone else edited its spec (drift).
     generations: Mutex<HashMap<String, i64>>,
-    /// When each CR's server was last read (`ns/name`), and with which config.
-    server_reads: Mutex<HashMap<String, (std::time::Instant, String)>>,
-    /// The client for plain-HTTP servers, built at the first read.
-    server_http: Mutex<Option<reqwest::Client>>,
+    /// The Ready CRs' servers, read off the workers.
+    servers: servers::Servers,
     /// Namespaces whose deletion refused one of our writes, and when.
     terminating: Mutex<HashMap<String, std::time::Instant>>,
     /// Plugin calls in flight, at most one per core.
@@ -96,8 +95,7 @@ impl Context {
             settings: Mutex::new(OperatorConfig::default()),
             failures: Mutex::new(HashMap::new()),
             generations: Mutex::new(HashMap::new()),
-            server_reads: Mutex::new(HashMap::new()),
-            server_http: Mutex::new(None),
+            servers: servers::Servers::default(),
             terminating: Mutex::new(HashMap::new()),
             plugin_slots: tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(2, |n| n.get()),
@@ -143,47 +141,6 @@ impl Context {
             }
             None => false,
         }
-    }
-
-    /// Whether CR `key`'s server is due a read: never read, its config changed since, or the
-    /// last read is [`server_info::REFRESH`] old. Marks it read now.
-    fn server_read_due(&self, key: &str, config: &str) -> bool {
-        let Ok(mut reads) = self.server_reads.lock() else {
-            return true;
-        };
-        let now = std::time::Instant::now();
-        let due = reads.get(key).is_none_or(|(at, c)| {
-            c != config || now.duration_since(*at) + Duration::from_secs(1) >= server_info::REFRESH
-        });
-        if due {
-            reads.insert(key.to_string(), (now, config.to_string()));
-        }
-        due
-    }
-
-    /// Reads a server (version, providers); the error as the condition words it.
-    async fn read_server(
-        &self,
-        target: &server_info::Target,
-    ) -> Result<server_info::ServerInfo, String> {
-        let http = {
-            let mut slot = self
-                .server_http
-                .lock()
-                .map_err(|_| "client lock poisoned".to_string())?;
-            match slot.as_ref() {
-                Some(c) => c.clone(),
-                None => {
-                    let c = server_info::http_client().map_err(|e| e.to_string())?;
-                    *slot = Some(c.clone());
-                    c
-                }
-            }
-        };
-        server_info::read(&http, target).await.map_err(|e| {
-            tracing::info!(server = %target.addr, error = %e, "server not readable");
-            error_chain(&e)
-        })
     }
 
     pub fn with_registry(mut self, registry: Arc<crate::oci::Registry>) -> Context {
@@ -418,8 +375,15 @@ pub async fn run(
     .applied_objects()
     // Our own status writes do not need another pass.
     .predicate_filter(predicates::generation, Default::default());
+    // A server's answer that changed brings a pass of its CR (servers.rs).
+    let (answers_tx, answers_rx) = tokio::sync::mpsc::unbounded_channel();
+    ctx.servers.wire(answers_tx, reader.clone());
+    let answers = futures::stream::unfold(answers_rx, |mut rx| async move {
+        rx.recv().await.map(|cr| (cr, rx))
+    });
     let controller = Controller::for_stream(crs, reader.clone())
-        .with_config(controller::Config::default().concurrency(options.concurrency));
+        .with_config(controller::Config::default().concurrency(options.concurrency))
+        .reconcile_on(answers);
 
     let store = reader.clone();
     let secrets = watcher(meta::<Secret>(&client, &watch_namespace), watch_config())
@@ -511,21 +475,6 @@ pub async fn run(
         .run(reconcile::reconcile, reconcile::error_policy, ctx)
         .for_each(|_| futures::future::ready(()))
         .await;
-}
-
-/// An error with its sources (`connection refused` sits under reqwest's own words).
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = s.source();
-    }
-    out
 }
 
 /// How long a healthy CR waits before a routine re-check (drift on objects we do not watch).

@@ -22,7 +22,7 @@ use std::time::Duration;
 const TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Where the server listens.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Target {
     /// The Service's ClusterIP and port.
     pub addr: SocketAddr,

@@ -1,7 +1,7 @@
 //! Step 5: the status (§9), written only when it differs from the stored one: an unchanged
 //! world costs no write (FR-096). After a rollout ([`rolled_out`]): what the Deployment and its
 //! pods say (issue 17), each external provider's install (spec 001 FR-028) and what the server
-//! reports about itself (once the config is rolled out, then each minute). After a stop
+//! reports about itself (its follower's latest answer, `servers.rs`). After a stop
 //! ([`failed`]): the failure, next to what still holds from the last good pass.
 
 use super::failure::Failure;
@@ -16,6 +16,7 @@ use crate::api::v1alpha2::{
 };
 use crate::controller::children::{self, external, names};
 use crate::controller::error::{Error, api};
+use crate::controller::servers::Answer;
 use crate::controller::status::{self, Cond, SECRETS_RESOLVED};
 use crate::controller::{RESYNC, pods, server_info};
 use k8s_openapi::api::apps::v1::Deployment;
@@ -24,14 +25,19 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
+use kube::runtime::reflector::ObjectRef;
 use llama_stack_config::Generated;
 use std::collections::BTreeMap;
 
 /// How long the first status of a new server waits for its Deployment's status.
 const FIRST_STATUS_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 
-/// Writes the status of a pass that rolled out `config`; the next pass comes sooner while the
-/// server is Ready (its answers are refreshed each minute).
+/// The next pass of a Ready server whose first answer is still out, should its arrival not
+/// bring one (two requests of at most 5 s each).
+const FIRST_ANSWER_WAIT: std::time::Duration = std::time::Duration::from_secs(12);
+
+/// Writes the status of a pass that rolled out `config`. A Ready server's answers come from its
+/// follower, which brings a pass when they change: no pass each minute to ask.
 pub(super) async fn rolled_out(
     s: &Scope<'_>,
     config: &Config,
@@ -70,6 +76,32 @@ pub(super) async fn rolled_out(
         .and_then(|n| n.tls.as_ref())
         .is_some_and(|t| t.enabled);
     let old = s.cr.status.clone().unwrap_or_default();
+    // What the server says (issue 17): its follower's latest answer. A new server's first
+    // answer is awaited before anything is written, so that Ready and the answers go out in
+    // one status write; if it is slow, its arrival brings the next pass (servers.rs).
+    let mut carried = carried(s, &old);
+    let cr_ref = ObjectRef::from_obj(s.cr);
+    let server = if phase == Phase::Ready {
+        let answer = match server_target(s, &r.service, port).await? {
+            Ok(target) => ctx.servers.answer(cr_ref, &r.config_map, target).await,
+            Err(message) => {
+                ctx.servers.forget(&cr_ref);
+                Answer::Known(Err(message))
+            }
+        };
+        match answer {
+            Answer::Known(read) => Some(server_info::apply(read, &mut carried, now())),
+            Answer::Pending => {
+                return Ok(Pass {
+                    action: Action::requeue(FIRST_ANSWER_WAIT),
+                    failed: false,
+                });
+            }
+        }
+    } else {
+        ctx.servers.forget(&cr_ref);
+        None
+    };
     let generated_at = generated_at(&old, &r.config_map).unwrap_or_else(now);
     // Each provider's install state, from the newest pod.
     let external_providers = if registry.installs.is_empty() {
@@ -102,16 +134,7 @@ pub(super) async fn rolled_out(
         progressing,
         status::secrets_resolved(r.secrets),
     ];
-    // What the server says (issue 17): once the config is rolled out, then each minute.
-    let mut carried = carried(s, &old);
-    let ready_now = phase == Phase::Ready;
-    if ready_now && ctx.server_read_due(&s.key(), &r.config_map) {
-        let read = match server_target(s, &r.service, port).await? {
-            Ok(target) => ctx.read_server(&target).await,
-            Err(message) => Err(message),
-        };
-        conds.push(server_info::apply(read, &mut carried, now()));
-    }
+    conds.extend(server);
     let new = LlamaStackDistributionStatus {
         phase: Some(phase),
         resolved_distribution: Some(resolved(s.cr, config)),
@@ -135,11 +158,7 @@ pub(super) async fn rolled_out(
     }
     write_status(s, new, &conds).await?;
     Ok(Pass {
-        action: Action::requeue(if ready_now {
-            server_info::REFRESH
-        } else {
-            RESYNC
-        }),
+        action: Action::requeue(RESYNC),
         failed: false,
     })
 }
