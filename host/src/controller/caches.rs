@@ -1,6 +1,7 @@
 //! Metadata of the objects the operator owns, kept by the watches that trigger reconciles.
 //! A pass reads them instead of a GET per object (issue 18): whether an object exists, is
-//! ours, and carries the content hash we would write. Objects whose content a pass needs (the
+//! ours, and carries the content hash we would write; and the operator ConfigMap, whose
+//! settings every pass uses. Objects whose content a pass needs (the
 //! Deployment's status, the Service's ClusterIP, the pods) are still read from the API server.
 //!
 //! managedFields are dropped before an object enters a cache: they are most of an object's
@@ -25,6 +26,8 @@ pub struct Caches {
     pub hpas: Store<PartialObjectMeta<HorizontalPodAutoscaler>>,
     pub network_policies: Store<PartialObjectMeta<NetworkPolicy>>,
     pub ingresses: Store<PartialObjectMeta<Ingress>>,
+    /// The operator ConfigMap, whole: its data are the operator's settings.
+    pub operator_config: Store<ConfigMap>,
 }
 
 /// A kind whose metadata [`Caches`] keeps.
@@ -80,5 +83,6 @@ impl Caches {
         let _ = self.hpas.wait_until_ready().await;
         let _ = self.network_policies.wait_until_ready().await;
         let _ = self.ingresses.wait_until_ready().await;
+        let _ = self.operator_config.wait_until_ready().await;
     }
 }

@@ -41,6 +41,14 @@ use std::time::Duration;
 /// Label selector of everything the operator creates.
 const MANAGED: &str = "app.kubernetes.io/managed-by=llama-stack-operator";
 
+/// The operator's settings as last parsed.
+#[derive(Default)]
+struct Settings {
+    /// The resourceVersion they were parsed from (`Some(None)`: no ConfigMap, the defaults).
+    version: Option<Option<String>>,
+    config: OperatorConfig,
+}
+
 /// What every reconcile shares.
 pub struct Context {
     pub client: Client,
@@ -52,7 +60,7 @@ pub struct Context {
     pub operator_version: String,
     /// Registry access for image labels, provider metadata and plugins (D17).
     pub registry: Arc<crate::oci::Registry>,
-    settings: Mutex<OperatorConfig>,
+    settings: Mutex<Settings>,
     /// Consecutive registry failures per CR (`ns/name`), for the retry backoff.
     failures: Mutex<HashMap<String, u32>>,
     /// Last `metadata.generation` we wrote or saw per owned object: a different live
@@ -92,7 +100,7 @@ impl Context {
             operator_namespace,
             operator_version,
             registry: Arc::new(crate::oci::Registry::new(Default::default())),
-            settings: Mutex::new(OperatorConfig::default()),
+            settings: Mutex::new(Settings::default()),
             failures: Mutex::new(HashMap::new()),
             generations: Mutex::new(HashMap::new()),
             servers: servers::Servers::default(),
@@ -161,24 +169,42 @@ impl Context {
         Duration::from_secs(5u64.saturating_mul(1 << (*n - 1).min(6)).min(300))
     }
 
-    /// Re-reads the operator ConfigMap (upstream does it at every reconcile); keeps the last
-    /// good values when it cannot be read or parsed.
+    /// The operator's settings, from the operator ConfigMap as its watch last saw it (upstream
+    /// re-reads it at every reconcile; the watch makes that a cache read). It is parsed again
+    /// only when it changed; the last good values are kept when it cannot be read or parsed.
     pub async fn settings(&self) -> OperatorConfig {
-        let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), &self.operator_namespace);
-        match api.get_opt(OPERATOR_CONFIG_MAP).await {
+        let cm = match self.caches() {
+            Some(caches) => Ok(caches
+                .operator_config
+                .get(&ObjectRef::new(OPERATOR_CONFIG_MAP).within(&self.operator_namespace))
+                .map(|cm| cm.as_ref().clone())),
+            // Before the watches run (a pass outside `run`): read it.
+            None => Api::<ConfigMap>::namespaced(self.client.clone(), &self.operator_namespace)
+                .get_opt(OPERATOR_CONFIG_MAP)
+                .await
+                .map_err(|e| e.to_string()),
+        };
+        let Ok(mut settings) = self.settings.lock() else {
+            return OperatorConfig::default();
+        };
+        match cm {
             Ok(cm) => {
-                let data = cm.and_then(|c| c.data).unwrap_or_default();
-                match OperatorConfig::parse(&data) {
-                    Ok((cfg, warnings)) => {
-                        for w in warnings {
-                            tracing::warn!(configmap = OPERATOR_CONFIG_MAP, "{w}");
+                let version = cm
+                    .as_ref()
+                    .map(|c| c.metadata.resource_version.clone().unwrap_or_default());
+                if settings.version.as_ref() != Some(&version) {
+                    settings.version = Some(version);
+                    let data = cm.and_then(|c| c.data).unwrap_or_default();
+                    match OperatorConfig::parse(&data) {
+                        Ok((cfg, warnings)) => {
+                            for w in warnings {
+                                tracing::warn!(configmap = OPERATOR_CONFIG_MAP, "{w}");
+                            }
+                            settings.config = cfg;
                         }
-                        if let Ok(mut s) = self.settings.lock() {
-                            *s = cfg;
+                        Err(e) => {
+                            tracing::error!(configmap = OPERATOR_CONFIG_MAP, error = %e, "keeping the previous operator settings")
                         }
-                    }
-                    Err(e) => {
-                        tracing::error!(configmap = OPERATOR_CONFIG_MAP, error = %e, "keeping the previous operator settings")
                     }
                 }
             }
@@ -186,7 +212,7 @@ impl Context {
                 tracing::error!(configmap = OPERATOR_CONFIG_MAP, error = %e, "keeping the previous operator settings")
             }
         }
-        self.settings.lock().map(|s| s.clone()).unwrap_or_default()
+        settings.config.clone()
     }
 
     fn drift_key<K: Resource<DynamicType = ()>>(&self, obj: &K) -> String {
@@ -393,6 +419,17 @@ pub async fn run(
     let configmaps = watcher(meta::<ConfigMap>(&client, &None), watch_config())
         .default_backoff()
         .touched_objects();
+    // The operator ConfigMap, whole, in a store that every pass reads its settings from. The
+    // change reaches the store before it brings the passes (reflect, then the event).
+    let store4 = reader.clone();
+    let (operator_config, writer) = reflector::store();
+    let operator_config_events = watcher(
+        Api::<ConfigMap>::namespaced(client.clone(), &ctx.operator_namespace),
+        watch_config().fields(&format!("metadata.name={OPERATOR_CONFIG_MAP}")),
+    )
+    .default_backoff()
+    .reflect(writer)
+    .touched_objects();
     let store3 = reader.clone();
     // The server pods (the Deployment's selector label), metadata only: any change moves
     // their resourceVersion, and install progress shows nowhere else.
@@ -402,7 +439,6 @@ pub async fn run(
     )
     .default_backoff()
     .touched_objects();
-    let operator_ns = ctx.operator_namespace.clone();
 
     // Owned kinds a pass reads from a cache (caches.rs): the triggers' watches keep them.
     let ns = &watch_namespace;
@@ -421,6 +457,7 @@ pub async fn run(
         hpas,
         network_policies,
         ingresses,
+        operator_config,
     });
     ctx.caches_synced.send_replace(false);
     if let Ok(mut slot) = ctx.caches.lock() {
@@ -459,16 +496,15 @@ pub async fn run(
         })
         .watches_stream(configmaps, move |c| {
             let ns = c.namespace().unwrap_or_default();
-            let name = c.name_any();
-            if ns == operator_ns && name == OPERATOR_CONFIG_MAP {
-                // Image overrides and feature flags concern every CR.
-                return store2
-                    .state()
-                    .iter()
-                    .map(|cr| ObjectRef::from_obj(cr.as_ref()))
-                    .collect();
-            }
-            referencing(&store2, &ns, &name, RefKind::ConfigMap)
+            referencing(&store2, &ns, &c.name_any(), RefKind::ConfigMap)
+        })
+        // Image overrides and feature flags concern every CR.
+        .watches_stream(operator_config_events, move |_| {
+            store4
+                .state()
+                .iter()
+                .map(|cr| ObjectRef::from_obj(cr.as_ref()))
+                .collect::<Vec<_>>()
         })
         .watches_stream(pods, move |p| pod_owner(&store3, &p))
         .graceful_shutdown_on(shutdown)
