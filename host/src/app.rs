@@ -72,7 +72,7 @@ pub async fn run(args: RunArgs) -> Result<(), AppError> {
     let registry = Arc::new(crate::oci::Registry::new(registry_settings(&args)?));
     // Independent of each other, and each mostly waiting on the API server: at once, for a
     // shorter start-up (issue 18).
-    let ((), (host, plugins), (store, served)) = tokio::try_join!(
+    let ((), (host, plugins), (store, served, ca)) = tokio::try_join!(
         ensure_operator_config(&client, &namespace),
         load_plugins(
             args.plugins_config.as_deref(),
@@ -82,6 +82,16 @@ pub async fn run(args: RunArgs) -> Result<(), AppError> {
         ),
         serving_certificate(&args, &client, &namespace),
     )?;
+    // The CA goes into the webhook configurations and the CRD beside the rest of the start-up
+    // (a CRD read and update take the API server tens of milliseconds); readiness waits for it.
+    let (injected_tx, injected) = watch::channel(ca.is_none());
+    if let Some(ca) = ca {
+        let (args, client, namespace) = (args.clone(), client.clone(), namespace.clone());
+        tokio::spawn(async move {
+            inject(&args, &client, &namespace, &ca).await;
+            injected_tx.send_replace(true);
+        });
+    }
     let ready = Arc::new(AtomicBool::new(false));
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(signal(stop_tx));
@@ -160,6 +170,7 @@ pub async fn run(args: RunArgs) -> Result<(), AppError> {
         let (mut leading, task) = manager.watch().await;
         tracing::info!(lease = LEASE, "waiting for leadership");
         // Not leading yet: the webhooks serve, so this replica is ready.
+        let _ = injected.clone().wait_for(|i| *i).await;
         ready.store(true, Ordering::Relaxed);
         let mut stop = stop_rx.clone();
         loop {
@@ -180,11 +191,14 @@ pub async fn run(args: RunArgs) -> Result<(), AppError> {
 
     let ready_flag = ready.clone();
     let mark_ready = move || {
-        ready_flag.store(true, Ordering::Relaxed);
-        tracing::info!(
-            startup_ms = started.elapsed().as_millis() as u64,
-            "controller ready"
-        );
+        tokio::spawn(async move {
+            let _ = injected.clone().wait_for(|i| *i).await;
+            ready_flag.store(true, Ordering::Relaxed);
+            tracing::info!(
+                startup_ms = started.elapsed().as_millis() as u64,
+                "controller ready"
+            );
+        });
     };
     let mut stop = stop_rx.clone();
     let shutdown = async move {
@@ -392,12 +406,13 @@ fn dns_names(args: &RunArgs, ns: &str) -> Vec<String> {
     ]
 }
 
-/// The certificate the webhooks start with.
+/// The certificate the webhooks start with, the certificate to watch for rotation and the CA
+/// to inject (both when the operator issues its own).
 async fn serving_certificate(
     args: &RunArgs,
     client: &kube::Client,
     ns: &str,
-) -> Result<(Arc<CertStore>, Option<String>), AppError> {
+) -> Result<(Arc<CertStore>, Option<String>, Option<String>), AppError> {
     match args.cert_mode {
         CertMode::Operator => {
             let (c, _) = certs::ensure(
@@ -408,13 +423,12 @@ async fn serving_certificate(
                 SystemTime::now(),
             )
             .await?;
-            inject(args, client, ns, &c.ca_pem).await;
             let store = CertStore::new(c.cert_pem.as_bytes(), c.key_pem.as_bytes())?;
-            Ok((store, Some(c.cert_pem)))
+            Ok((store, Some(c.cert_pem), Some(c.ca_pem)))
         }
         CertMode::External => {
             let (cert, key) = read_cert_files(&args.cert_dir)?;
-            Ok((CertStore::new(&cert, &key)?, None))
+            Ok((CertStore::new(&cert, &key)?, None, None))
         }
     }
 }

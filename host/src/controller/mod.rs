@@ -383,17 +383,25 @@ pub async fn run(
     // Ready once the first list of CRs is in the cache. (Not `Store::wait_until_ready`: its
     // one-shot wakes a single waiter, and the controller already waits on it.)
     let mut ready = Some(ready);
+    // Every other watch starts once the CRs are listed: started together, their initial lists
+    // (hundreds of pods, Services, ConfigMaps...) had the API server and the two cores busy
+    // while readiness waited for the CR list, and passes wait for all of them anyway.
+    let (listed_tx, listed) = tokio::sync::watch::channel(false);
     // The CRs with a plain paged list: the store keeps them all anyway, and readiness waits
     // for this list (a streaming list waits for the API server's watch cache to catch up).
+    // Served from that watch cache as it is (resourceVersion=0), not read from etcd: at a
+    // restart over 250 CRs the quorum read was most of the start-up. What changed since
+    // arrives on the watch, as for any list.
     let crs = watcher(
         api::<LlamaStackDistribution>(&client, &watch_namespace),
-        watcher::Config::default(),
+        watcher::Config::default().any_semantic(),
     )
     .default_backoff()
     .inspect(move |e| {
         if let Ok(watcher::Event::InitDone) = e
             && let Some(r) = ready.take()
         {
+            listed_tx.send_replace(true);
             r();
         }
     })
@@ -470,47 +478,67 @@ pub async fn run(
     });
 
     controller
-        .owns_stream(
+        .owns_stream(after_listed(
+            listed.clone(),
             watcher(
                 meta::<Deployment>(&client, &watch_namespace),
                 managed.clone(),
             )
             .default_backoff()
             .touched_objects(),
-        )
-        .owns_stream(
+        ))
+        .owns_stream(after_listed(
+            listed.clone(),
             watcher(meta::<Service>(&client, &watch_namespace), managed.clone())
                 .default_backoff()
                 .touched_objects(),
-        )
-        .owns_stream(sa_events)
-        .owns_stream(pvc_events)
-        .owns_stream(pdb_events)
-        .owns_stream(hpa_events)
-        .owns_stream(np_events)
-        .owns_stream(ingress_events)
-        .owns_stream(cm_events)
-        .watches_stream(secrets, move |s| {
+        ))
+        .owns_stream(after_listed(listed.clone(), sa_events))
+        .owns_stream(after_listed(listed.clone(), pvc_events))
+        .owns_stream(after_listed(listed.clone(), pdb_events))
+        .owns_stream(after_listed(listed.clone(), hpa_events))
+        .owns_stream(after_listed(listed.clone(), np_events))
+        .owns_stream(after_listed(listed.clone(), ingress_events))
+        .owns_stream(after_listed(listed.clone(), cm_events))
+        .watches_stream(after_listed(listed.clone(), secrets), move |s| {
             let ns = s.namespace().unwrap_or_default();
             referencing(&store, &ns, &s.name_any(), RefKind::Secret)
         })
-        .watches_stream(configmaps, move |c| {
+        .watches_stream(after_listed(listed.clone(), configmaps), move |c| {
             let ns = c.namespace().unwrap_or_default();
             referencing(&store2, &ns, &c.name_any(), RefKind::ConfigMap)
         })
         // Image overrides and feature flags concern every CR.
-        .watches_stream(operator_config_events, move |_| {
-            store4
-                .state()
-                .iter()
-                .map(|cr| ObjectRef::from_obj(cr.as_ref()))
-                .collect::<Vec<_>>()
-        })
-        .watches_stream(pods, move |p| pod_owner(&store3, &p))
+        .watches_stream(
+            after_listed(listed.clone(), operator_config_events),
+            move |_| {
+                store4
+                    .state()
+                    .iter()
+                    .map(|cr| ObjectRef::from_obj(cr.as_ref()))
+                    .collect::<Vec<_>>()
+            },
+        )
+        .watches_stream(after_listed(listed, pods), move |p| pod_owner(&store3, &p))
         .graceful_shutdown_on(shutdown)
         .run(reconcile::reconcile, reconcile::error_policy, ctx)
         .for_each(|_| futures::future::ready(()))
         .await;
+}
+
+/// `stream`, polled from the moment the CRs are listed (or the controller stops waiting).
+fn after_listed<S>(
+    mut listed: tokio::sync::watch::Receiver<bool>,
+    stream: S,
+) -> impl futures::Stream<Item = S::Item> + Send + 'static
+where
+    S: futures::Stream + Send + 'static,
+{
+    futures::stream::once(async move {
+        let _ = listed.wait_for(|l| *l).await;
+        stream
+    })
+    .flatten()
 }
 
 /// How long a healthy CR waits before a routine re-check (drift on objects we do not watch).

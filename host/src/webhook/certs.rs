@@ -317,7 +317,8 @@ impl Endpoint {
 /// Writes `ca_pem` into every webhook of the named configurations and into the CRD's
 /// conversion webhook when it points at `ours` (or always, with `None`). Only `caBundle`
 /// changes, and only where it differs. A configuration that does not exist is skipped (an
-/// install without that webhook).
+/// install without that webhook). The three are independent, and written at once: a CRD
+/// update takes the API server a while (it rebuilds the CRD's handler), and start-up waits.
 pub async fn inject(
     client: &kube::Client,
     ca_pem: &str,
@@ -327,60 +328,77 @@ pub async fn inject(
     ours: Option<&Endpoint>,
 ) -> Result<(), CertError> {
     let ca = ByteString(ca_pem.as_bytes().to_vec());
-    let api_err = |verb, what: String| move |source| CertError::Api { verb, what, source };
-    let pp = PostParams::default();
+    tokio::try_join!(
+        inject_webhooks(client, &ca, mutating, mutating_bundles),
+        inject_webhooks(client, &ca, validating, validating_bundles),
+        inject_crd(client, &ca, crd, ours),
+    )?;
+    Ok(())
+}
 
-    // Written only when a webhook lacks this CA: a restart or a kept certificate writes nothing.
-    let stale = |hooks: Vec<Option<&ByteString>>| hooks.into_iter().any(|b| b != Some(&ca));
-    let m: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
-    let what = format!("MutatingWebhookConfiguration {mutating}");
-    if let Some(mut cfg) = m
-        .get_opt(mutating)
+fn api_err(verb: &'static str, what: String) -> impl FnOnce(kube::Error) -> CertError {
+    move |source| CertError::Api { verb, what, source }
+}
+
+/// Writes `ca` into every webhook of the configuration `name` of kind `K`, if one lacks it (a
+/// restart or a kept certificate writes nothing). `bundles` are its webhooks' `caBundle`s.
+async fn inject_webhooks<K>(
+    client: &kube::Client,
+    ca: &ByteString,
+    name: &str,
+    bundles: fn(&mut K) -> Vec<&mut Option<ByteString>>,
+) -> Result<(), CertError>
+where
+    K: kube::Resource<DynamicType = (), Scope = k8s_openapi::ClusterResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + serde::Serialize
+        + std::fmt::Debug,
+{
+    let api: Api<K> = Api::all(client.clone());
+    let what = format!("{} {name}", K::kind(&()));
+    let Some(mut cfg) = api
+        .get_opt(name)
         .await
         .map_err(api_err("read", what.clone()))?
-        && stale(
-            cfg.webhooks
-                .iter()
-                .flatten()
-                .map(|w| w.client_config.ca_bundle.as_ref())
-                .collect(),
-        )
-    {
-        for w in cfg.webhooks.iter_mut().flatten() {
-            w.client_config.ca_bundle = Some(ca.clone());
-        }
-        m.replace(mutating, &pp, &cfg)
-            .await
-            .map_err(api_err("update", what))?;
+    else {
+        return Ok(());
+    };
+    let hooks = bundles(&mut cfg);
+    if hooks.iter().all(|b| b.as_ref() == Some(ca)) {
+        return Ok(());
     }
-
-    let v: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
-    let what = format!("ValidatingWebhookConfiguration {validating}");
-    if let Some(mut cfg) = v
-        .get_opt(validating)
+    for b in hooks {
+        *b = Some(ca.clone());
+    }
+    api.replace(name, &PostParams::default(), &cfg)
         .await
-        .map_err(api_err("read", what.clone()))?
-        && stale(
-            cfg.webhooks
-                .iter()
-                .flatten()
-                .map(|w| w.client_config.ca_bundle.as_ref())
-                .collect(),
-        )
-    {
-        for w in cfg.webhooks.iter_mut().flatten() {
-            w.client_config.ca_bundle = Some(ca.clone());
-        }
-        v.replace(validating, &pp, &cfg)
-            .await
-            .map_err(api_err("update", what))?;
-    }
+        .map_err(api_err("update", what))?;
+    Ok(())
+}
 
-    let c: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let Some(mut def) = c
+fn mutating_bundles(c: &mut MutatingWebhookConfiguration) -> Vec<&mut Option<ByteString>> {
+    let hooks = c.webhooks.iter_mut().flatten();
+    hooks.map(|w| &mut w.client_config.ca_bundle).collect()
+}
+
+fn validating_bundles(c: &mut ValidatingWebhookConfiguration) -> Vec<&mut Option<ByteString>> {
+    let hooks = c.webhooks.iter_mut().flatten();
+    hooks.map(|w| &mut w.client_config.ca_bundle).collect()
+}
+
+async fn inject_crd(
+    client: &kube::Client,
+    ca: &ByteString,
+    crd: &str,
+    ours: Option<&Endpoint>,
+) -> Result<(), CertError> {
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let what = format!("CustomResourceDefinition {crd}");
+    let Some(mut def) = api
         .get_opt(crd)
         .await
-        .map_err(api_err("read", format!("CustomResourceDefinition {crd}")))?
+        .map_err(api_err("read", what.clone()))?
     else {
         return Ok(());
     };
@@ -391,12 +409,12 @@ pub async fn inject(
         .and_then(|conv| conv.webhook.as_mut())
         .and_then(|w| w.client_config.as_mut())
         && ours.is_none_or(|o| o.matches(cc))
-        && cc.ca_bundle.as_ref() != Some(&ca)
+        && cc.ca_bundle.as_ref() != Some(ca)
     {
-        cc.ca_bundle = Some(ca);
-        c.replace(crd, &pp, &def)
+        cc.ca_bundle = Some(ca.clone());
+        api.replace(crd, &PostParams::default(), &def)
             .await
-            .map_err(api_err("update", format!("CustomResourceDefinition {crd}")))?;
+            .map_err(api_err("update", what))?;
     }
     Ok(())
 }
