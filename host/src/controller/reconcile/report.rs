@@ -32,6 +32,9 @@ use std::collections::BTreeMap;
 /// How long the first status of a new server waits for its Deployment's status.
 const FIRST_STATUS_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 
+/// How long a new CR's first status waits at most for its server's first pod.
+const FIRST_STATUS_MAX: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The next pass of a Ready server whose first answer is still out, should its arrival not
 /// bring one (two requests of at most 5 s each).
 const FIRST_ANSWER_WAIT: std::time::Duration = std::time::Duration::from_secs(12);
@@ -141,16 +144,17 @@ pub(super) async fn rolled_out(
         config_generation: Some(config_generation(&r.config_map, generated_at, generated)),
         available_replicas: Some(ready),
         service_url: Some(service_url(name, ns, port, tls)),
-        route_url: r.route_url,
+        route_url: r.route_url.clone(),
         external_providers,
         ..carried
     };
     ctx.backoff(&s.key(), false);
-    if r.created {
-        // A Deployment created this pass has no status yet; its controller gives it one within
-        // moments, which brings the next pass. The CR's first status waits for that pass, so
-        // that it says something about the pods, and a new CR costs one write less (issue 18).
-        // The requeue covers a controller-manager that does not answer.
+    let age =
+        s.cr.metadata
+            .creation_timestamp
+            .as_ref()
+            .map(|t| now().0.duration_since(t.0).as_secs());
+    if first_status_waits(r.created, old.phase.is_some(), &r, age) {
         return Ok(Pass {
             action: Action::requeue(FIRST_STATUS_WAIT),
             failed: false,
@@ -161,6 +165,31 @@ pub(super) async fn rolled_out(
         action: Action::requeue(RESYNC),
         failed: false,
     })
+}
+
+/// Whether a new server's first status waits for a later pass: the Deployment was created
+/// this pass (it has no status yet), or its ReplicaSet has not made a pod yet. Such a status
+/// says nothing a user could act on, the Deployment's status and the pod's creation bring the
+/// next pass within moments, and each one was one more write per new CR (issue 18). The
+/// requeue covers a controller-manager that does not answer; the wait ends when the Deployment
+/// reports a ReplicaFailure (a quota, a refused pod) or the CR is [`FIRST_STATUS_MAX`] old.
+fn first_status_waits(created: bool, has_status: bool, r: &RolledOut, age: Option<i64>) -> bool {
+    if created {
+        return true;
+    }
+    let replica_failure = r
+        .deployment
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|c| {
+            c.iter()
+                .any(|c| c.type_ == "ReplicaFailure" && c.status == "True")
+        });
+    !has_status
+        && r.pods.is_empty()
+        && !replica_failure
+        && age.is_some_and(|a| a < FIRST_STATUS_MAX.as_secs() as i64)
 }
 
 /// Where the server listens: its Service's ClusterIP; with TLS, the Secret's CA (or its
@@ -472,6 +501,55 @@ mod tests {
 
     fn at(secs: i64) -> Time {
         Time(Timestamp::from_second(secs).expect("valid"))
+    }
+
+    fn rolled_out_with(pods: usize, replica_failure: bool) -> RolledOut {
+        let deployment: Deployment = serde_json::from_value(json!({
+            "metadata": {"name": "demo"},
+            "status": {"conditions": if replica_failure {
+                json!([{"type": "ReplicaFailure", "status": "True", "reason": "FailedCreate"}])
+            } else {
+                json!([])
+            }},
+        }))
+        .expect("a Deployment");
+        RolledOut {
+            config_map: "demo-config-1".into(),
+            secrets: 0,
+            deployment,
+            created: false,
+            service: Default::default(),
+            route_url: None,
+            pods: vec![Default::default(); pods],
+            sets: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_new_servers_first_status_waits_for_its_first_pod_within_bounds() {
+        let none = rolled_out_with(0, false);
+        // Created this pass: always waits for the Deployment's status.
+        assert!(first_status_waits(true, false, &none, Some(0)));
+        // No pod yet, young CR, no status yet: waits.
+        assert!(first_status_waits(false, false, &none, Some(1)));
+        // A pod exists (even one that cannot be scheduled): written.
+        assert!(!first_status_waits(
+            false,
+            false,
+            &rolled_out_with(1, false),
+            Some(1)
+        ));
+        // The ReplicaSet cannot make pods (quota, admission): written at once.
+        assert!(!first_status_waits(
+            false,
+            false,
+            &rolled_out_with(0, true),
+            Some(1)
+        ));
+        // Bounded in time, and only the first status waits.
+        assert!(!first_status_waits(false, false, &none, Some(10)));
+        assert!(!first_status_waits(false, false, &none, None));
+        assert!(!first_status_waits(false, true, &none, Some(1)));
     }
 
     #[test]
