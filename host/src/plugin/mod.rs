@@ -6,6 +6,7 @@ mod code_cache;
 mod engine_config;
 mod error;
 mod registry;
+mod resident;
 mod sandbox;
 
 pub use code_cache::{CodeCache, CodeSource};
@@ -201,7 +202,13 @@ impl Host {
         // SAFETY: the bytes are this binary's own, written by build.rs with
         // `Engine::precompile_component` of the same wasmtime; wasmtime checks that they fit
         // this engine (version, settings, CPU features) before using them.
-        match unsafe { Component::deserialize(&self.engine, DEFAULT_PLUGIN_CODE) } {
+        let code = unsafe { Component::deserialize(&self.engine, DEFAULT_PLUGIN_CODE) };
+        // wasmtime copied the code into memory of its own: the binary's pages holding it
+        // (3.8 MB) are not read again, and need not stay in this process's memory.
+        if code.is_ok() {
+            resident::release(DEFAULT_PLUGIN_CODE);
+        }
+        match code {
             Ok(component) => self.prepare(
                 "builtin",
                 DEFAULT_PLUGIN_SHA256.to_string(),
