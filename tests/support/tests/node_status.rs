@@ -17,7 +17,9 @@ mod common;
 use common::cr::{condition, phase, status, wait_cr, wait_events};
 use common::llsd_api;
 use common::node::{data, get_json, ready_server_pods, wait_rolled_out};
-use common::samples::{RequestLoop, apply_sample, apply_sample_with, serving, setup};
+use common::samples::{
+    RequestLoop, apply_sample, apply_sample_edited, apply_sample_with, serving, setup,
+};
 
 /// How long the operator may take to notice what a pod does (pod watch, then a pass).
 const NOTICE: Duration = Duration::from_secs(120);
@@ -256,15 +258,14 @@ async fn unschedulable_and_unpullable_server_pods_are_named() -> Result<()> {
     .with_context(|| op.log_text())?;
     available_names(&cr, "PersistentVolumeClaim")?;
 
-    // An image that is nowhere: the override sample run on it.
+    // An image that is nowhere: the override sample run on it from the start. (Patched in
+    // after the sample's own image, the first pod could be Ready before the new one failed,
+    // and then Available is rightly True: the old pod serves.)
     let missing = "127.0.0.1:9/llsd/missing:1";
-    apply_sample(ns.name(), "v1alpha2-override.yaml")?;
-    api.patch(
-        "override",
-        &PatchParams::default(),
-        &Patch::Merge(&json!({"spec": {"distribution": {"name": null, "image": missing}}})),
-    )
-    .await?;
+    apply_sample_edited(ns.name(), "v1alpha2-override.yaml", |spec| {
+        spec["distribution"] = json!({"image": missing});
+        Ok(())
+    })?;
     let cr = wait_cr(&api, "override", NOTICE, |o| {
         condition_is(o, "Available", "False", "ImagePullFailed")
     })
