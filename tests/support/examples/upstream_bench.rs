@@ -500,8 +500,12 @@ impl Operator {
                     .args(["--webhook-port", &OURS_WEBHOOK_PORT.to_string()])
                     .args(["--metrics-port", &OURS_METRICS_PORT.to_string()])
                     .args(["--probe-port", &OURS_PROBE_PORT.to_string()])
-                    .env("KUBECONFIG", &s.ours_kubeconfig)
-                    .env_remove("RUST_LOG");
+                    .env("KUBECONFIG", &s.ours_kubeconfig);
+                // The default log level unless a diagnosis asks for more (it costs time).
+                match std::env::var("LLSD_BENCH_OURS_RUST_LOG") {
+                    Ok(filter) => c.env("RUST_LOG", filter),
+                    Err(_) => c.env_remove("RUST_LOG"),
+                };
                 c
             }
         };
