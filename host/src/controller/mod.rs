@@ -176,12 +176,12 @@ impl Context {
         let cm = match self.caches() {
             Some(caches) => Ok(caches
                 .operator_config
-                .get(&ObjectRef::new(OPERATOR_CONFIG_MAP).within(&self.operator_namespace))
-                .map(|cm| cm.as_ref().clone())),
+                .get(&ObjectRef::new(OPERATOR_CONFIG_MAP).within(&self.operator_namespace))),
             // Before the watches run (a pass outside `run`): read it.
             None => Api::<ConfigMap>::namespaced(self.client.clone(), &self.operator_namespace)
                 .get_opt(OPERATOR_CONFIG_MAP)
                 .await
+                .map(|cm| cm.map(Arc::new))
                 .map_err(|e| e.to_string()),
         };
         let Ok(mut settings) = self.settings.lock() else {
@@ -194,7 +194,7 @@ impl Context {
                     .map(|c| c.metadata.resource_version.clone().unwrap_or_default());
                 if settings.version.as_ref() != Some(&version) {
                     settings.version = Some(version);
-                    let data = cm.and_then(|c| c.data).unwrap_or_default();
+                    let data = cm.and_then(|c| c.data.clone()).unwrap_or_default();
                     match OperatorConfig::parse(&data) {
                         Ok((cfg, warnings)) => {
                             for w in warnings {
