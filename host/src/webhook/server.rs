@@ -47,6 +47,9 @@ pub async fn serve(
                     return;
                 }
             };
+            // One per connection: the API server keeps its connections, so many of these
+            // under a steady load mean handshakes paid again.
+            tracing::debug!(%peer, "TLS connection accepted");
             let io = hyper_util::rt::TokioIo::new(stream);
             if let Err(e) =
                 hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new())

@@ -108,6 +108,9 @@ struct Settings {
     ours_kubeconfig: PathBuf,
     ours_rev: String,
     passes: usize,
+    /// `LLSD_BENCH_ONLY`: one operator's passes only (a trial, or a size only one of them is
+    /// asked to reach); the table then has no ratios.
+    only: Option<Kind>,
     seq: usize,
     burst: usize,
     clients: usize,
@@ -147,6 +150,15 @@ impl Settings {
             ours_kubeconfig: env_path("LLSD_BENCH_OURS_KUBECONFIG")?,
             ours_rev: std::env::var("LLSD_BENCH_OURS_REV").unwrap_or_default(),
             passes: env_num("LLSD_BENCH_PASSES", 2)? as usize,
+            only: match std::env::var("LLSD_BENCH_ONLY")
+                .unwrap_or_default()
+                .as_str()
+            {
+                "" => None,
+                "ours" => Some(Kind::Ours),
+                "upstream" => Some(Kind::Upstream),
+                other => bail!("LLSD_BENCH_ONLY={other}: expected ours or upstream"),
+            },
             seq: env_num("LLSD_BENCH_SEQ", 50)? as usize,
             burst: env_num("LLSD_BENCH_BURST", 200)? as usize,
             clients: env_num("LLSD_BENCH_CLIENTS", 32)?.max(1) as usize,
@@ -173,6 +185,9 @@ impl Settings {
                 [Kind::Ours, Kind::Upstream]
             };
             for k in pair {
+                if self.only.is_some_and(|only| only != k) {
+                    continue;
+                }
                 let i = n.entry(k.name()).or_insert(0);
                 *i += 1;
                 order.push((k, *i));

@@ -68,6 +68,9 @@ pub(super) async fn rolled_out(
             any_problem: any_problem.as_ref(),
         },
     );
+    // The Deployment's status has not counted the new pods yet ("0/1 updated" while the pod
+    // exists): the next Deployment event says more, within moments.
+    let catching_up = progressing.reason == "RolloutInProgress";
     let port = spec
         .networking
         .as_ref()
@@ -154,7 +157,7 @@ pub(super) async fn rolled_out(
             .creation_timestamp
             .as_ref()
             .map(|t| now().0.duration_since(t.0).as_secs());
-    if first_status_waits(r.created, old.phase.is_some(), &r, age) {
+    if first_status_waits(r.created, old.phase.is_some(), &r, catching_up, age) {
         return Ok(Pass {
             action: Action::requeue(FIRST_STATUS_WAIT),
             failed: false,
@@ -168,12 +171,19 @@ pub(super) async fn rolled_out(
 }
 
 /// Whether a new server's first status waits for a later pass: the Deployment was created
-/// this pass (it has no status yet), or its ReplicaSet has not made a pod yet. Such a status
+/// this pass (it has no status yet), its ReplicaSet has not made a pod yet, or its status
+/// does not count the pods yet (`catching_up`: "0/1 updated" while the pod exists). Such a status
 /// says nothing a user could act on, the Deployment's status and the pod's creation bring the
 /// next pass within moments, and each one was one more write per new CR (issue 18). The
 /// requeue covers a controller-manager that does not answer; the wait ends when the Deployment
 /// reports a ReplicaFailure (a quota, a refused pod) or the CR is [`FIRST_STATUS_MAX`] old.
-fn first_status_waits(created: bool, has_status: bool, r: &RolledOut, age: Option<i64>) -> bool {
+fn first_status_waits(
+    created: bool,
+    has_status: bool,
+    r: &RolledOut,
+    catching_up: bool,
+    age: Option<i64>,
+) -> bool {
     if created {
         return true;
     }
@@ -187,7 +197,7 @@ fn first_status_waits(created: bool, has_status: bool, r: &RolledOut, age: Optio
                 .any(|c| c.type_ == "ReplicaFailure" && c.status == "True")
         });
     !has_status
-        && r.pods.is_empty()
+        && (r.pods.is_empty() || catching_up)
         && !replica_failure
         && age.is_some_and(|a| a < FIRST_STATUS_MAX.as_secs() as i64)
 }
@@ -528,28 +538,25 @@ mod tests {
     #[test]
     fn a_new_servers_first_status_waits_for_its_first_pod_within_bounds() {
         let none = rolled_out_with(0, false);
+        let one = rolled_out_with(1, false);
         // Created this pass: always waits for the Deployment's status.
-        assert!(first_status_waits(true, false, &none, Some(0)));
+        assert!(first_status_waits(true, false, &none, false, Some(0)));
         // No pod yet, young CR, no status yet: waits.
-        assert!(first_status_waits(false, false, &none, Some(1)));
-        // A pod exists (even one that cannot be scheduled): written.
-        assert!(!first_status_waits(
-            false,
-            false,
-            &rolled_out_with(1, false),
-            Some(1)
-        ));
+        assert!(first_status_waits(false, false, &none, false, Some(1)));
+        // A pod exists but the Deployment's status has not counted it yet: waits.
+        assert!(first_status_waits(false, false, &one, true, Some(1)));
+        // A pod exists and is counted (even one that cannot be scheduled): written.
+        assert!(!first_status_waits(false, false, &one, false, Some(1)));
         // The ReplicaSet cannot make pods (quota, admission): written at once.
-        assert!(!first_status_waits(
-            false,
-            false,
-            &rolled_out_with(0, true),
-            Some(1)
-        ));
+        let refused = rolled_out_with(0, true);
+        assert!(!first_status_waits(false, false, &refused, false, Some(1)));
+        assert!(!first_status_waits(false, false, &refused, true, Some(1)));
         // Bounded in time, and only the first status waits.
-        assert!(!first_status_waits(false, false, &none, Some(10)));
-        assert!(!first_status_waits(false, false, &none, None));
-        assert!(!first_status_waits(false, true, &none, Some(1)));
+        assert!(!first_status_waits(false, false, &none, false, Some(10)));
+        assert!(!first_status_waits(false, false, &one, true, Some(10)));
+        assert!(!first_status_waits(false, false, &none, false, None));
+        assert!(!first_status_waits(false, true, &none, false, Some(1)));
+        assert!(!first_status_waits(false, true, &one, true, Some(1)));
     }
 
     #[test]
