@@ -4,7 +4,7 @@
 //! our last write, which the object's `metadata.generation` shows (drift repair).
 
 use super::Context;
-use super::caches::Cached;
+use super::caches::{Cached, Caches};
 use super::children::{APPLIED_HASH_ANNOTATION, MANAGER, desired_hash};
 use super::error::{self, Error};
 use kube::api::{DeleteParams, Patch, PatchParams};
@@ -66,6 +66,7 @@ where
 /// apply at worst.
 pub async fn ensure_cached<K>(
     ctx: &Context,
+    caches: &Caches,
     api: &Api<K>,
     mut desired: K,
     create_only: bool,
@@ -73,9 +74,6 @@ pub async fn ensure_cached<K>(
 where
     K: Cached + Clone + Serialize + DeserializeOwned + Debug,
 {
-    let Some(caches) = ctx.caches() else {
-        return Ok(ensure(ctx, api, desired, create_only).await?.0);
-    };
     let cached = caches.get::<K>(
         &desired.namespace().unwrap_or_default(),
         &desired.name_any(),
@@ -156,9 +154,10 @@ where
     Ok(written)
 }
 
-/// [`remove`] for a kind the caches keep: an object the watch has not seen costs no request.
+/// Deletes `name` if the CR (by uid) controls it, decided on the cache: an object the watch
+/// has not seen costs no request, and objects of others are never touched.
 pub async fn remove_cached<K>(
-    ctx: &Context,
+    caches: &Caches,
     api: &Api<K>,
     ns: &str,
     name: &str,
@@ -167,9 +166,6 @@ pub async fn remove_cached<K>(
 where
     K: Cached + Clone + DeserializeOwned + Debug,
 {
-    let Some(caches) = ctx.caches() else {
-        return remove(api, name, owner_uid).await;
-    };
     match caches.get::<K>(ns, name) {
         Some(live) if controlled_by(live.owner_references(), owner_uid) => {
             delete::<K>(api, name).await
@@ -184,21 +180,6 @@ fn controlled_by(
 ) -> bool {
     refs.iter()
         .any(|o| o.uid == owner_uid && o.controller == Some(true))
-}
-
-/// Deletes `name` if it exists and the CR (by uid) controls it; never touches other objects.
-pub async fn remove<K>(api: &Api<K>, name: &str, owner_uid: &str) -> Result<bool, Error>
-where
-    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug,
-{
-    let what = format!("{} {name}", K::kind(&()));
-    let Some(live) = api.get_opt(name).await.map_err(api_err("read", &what))? else {
-        return Ok(false);
-    };
-    if !controlled_by(live.owner_references(), owner_uid) {
-        return Ok(false);
-    }
-    delete::<K>(api, name).await
 }
 
 async fn delete<K>(api: &Api<K>, name: &str) -> Result<bool, Error>

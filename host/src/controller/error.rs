@@ -24,6 +24,8 @@ pub enum Error {
     Join(#[from] tokio::task::JoinError),
     #[error("{0} has no {1}")]
     Metadata(&'static str, &'static str),
+    #[error("a pass ran before the controller's caches were started")]
+    NotRunning,
 }
 
 impl Error {
@@ -72,6 +74,7 @@ impl Error {
             Error::Encode { .. } => "encode",
             Error::Join(_) => "join",
             Error::Metadata(..) => "metadata",
+            Error::NotRunning => "not_running",
         }
     }
 }

@@ -39,9 +39,21 @@ struct Followed {
     /// The generated ConfigMap the server runs: a new config is a new server to read.
     config: String,
     target: Target,
-    /// Which follower this entry belongs to; a replaced follower stops at its next read.
+    /// Which follower this entry belongs to: a follower that was between two awaits when
+    /// it was replaced must not store into its successor's entry.
     epoch: u64,
     answer: Option<Read>,
+    /// Its follower's task, stopped when the entry is replaced or removed (no read of a
+    /// server nobody asks about any more).
+    task: Option<tokio::task::AbortHandle>,
+}
+
+impl Drop for Followed {
+    fn drop(&mut self) {
+        if let Some(task) = &self.task {
+            task.abort();
+        }
+    }
 }
 
 /// Where a finished read asks for a pass, and the CRs that still exist.
@@ -123,6 +135,7 @@ impl Servers {
                     target: target.clone(),
                     epoch,
                     answer: None,
+                    task: None,
                 },
             );
             let (tx, rx) = oneshot::channel();
@@ -137,7 +150,10 @@ impl Servers {
                 wiring: self.wiring.get().cloned(),
                 refresh: self.refresh,
             };
-            tokio::spawn(follower.run(tx));
+            let task = tokio::spawn(follower.run(tx)).abort_handle();
+            if let Some(f) = followed.get_mut(&key) {
+                f.task = Some(task);
+            }
             rx
         };
         let mut first = first;
@@ -195,7 +211,9 @@ impl Follower {
         loop {
             let read = {
                 let _slot = self.slots.acquire().await;
-                server_info::read(&self.http, &self.target)
+                // Boxed: the HTTP client's future is kilobytes, and a follower sleeps between
+                // reads far longer than it reads (1,000 followers held it all the time).
+                Box::pin(server_info::read(&self.http, &self.target))
                     .await
                     .map_err(|e| {
                         tracing::info!(server = %self.target.addr, error = %e, "server not readable");
@@ -308,6 +326,14 @@ mod tests {
 
     /// A loopback server that answers as llama-stack does, `version` changing on demand.
     async fn fake_server(version: Arc<Mutex<String>>) -> std::net::SocketAddr {
+        fake_server_counting(version, Default::default()).await
+    }
+
+    /// [`fake_server`], counting the requests in `hits`.
+    async fn fake_server_counting(
+        version: Arc<Mutex<String>>,
+        hits: Arc<std::sync::atomic::AtomicUsize>,
+    ) -> std::net::SocketAddr {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -316,6 +342,7 @@ mod tests {
         tokio::spawn(async move {
             while let Ok((mut conn, _)) = listener.accept().await {
                 let version = version.clone();
+                hits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 tokio::spawn(async move {
                     let mut buf = vec![0u8; 4096];
                     let Ok(n) = conn.read(&mut buf).await else {
@@ -405,6 +432,32 @@ mod tests {
         writer.apply_watcher_event(&kube::runtime::watcher::Event::Delete(cr));
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert_eq!(servers.followed(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_forgotten_server_is_not_read_again() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let hits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let addr = fake_server_counting(Arc::new(Mutex::new("0.7.3".into())), hits.clone()).await;
+        let servers = Servers {
+            refresh: Duration::from_millis(50),
+            ..Servers::default()
+        };
+        let cr = ObjectRef::new("demo").within("team");
+        let target = Target::new(addr.ip(), addr.port(), "demo-service", "team");
+        assert!(matches!(
+            servers.answer(cr.clone(), "cm-1", target).await,
+            Answer::Known(Ok(_))
+        ));
+        // Followed: read again every `refresh`.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(hits.load(std::sync::atomic::Ordering::Relaxed) > 2);
+        // Forgotten (the server is no longer Ready): its follower stops at once.
+        servers.forget(&cr);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let after = hits.load(std::sync::atomic::Ordering::Relaxed);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(hits.load(std::sync::atomic::Ordering::Relaxed), after);
     }
 
     #[tokio::test]

@@ -103,10 +103,9 @@ async fn run(cr: &LlamaStackDistribution, ctx: &Context) -> Result<Pass, Error> 
             failed: false,
         });
     }
-    // "Not in the cache" means "does not exist" only once the caches have listed.
-    ctx.caches_synced().await;
-    let scope = Scope::new(cr, ctx)?;
-    let settings = ctx.settings().await;
+    let caches = ctx.synced_caches().await?;
+    let settings = ctx.settings(&caches);
+    let scope = Scope::new(cr, ctx, caches)?;
     let live = scope
         .api::<Deployment>()
         .get_opt(&names::deployment(&scope.name))

@@ -161,10 +161,7 @@ async fn generated_config(s: &Scope<'_>, generated: &Generated) -> Result<(Strin
     let mut created = false;
     // Immutable: present in the cache means written. Absent may be a cache that has not yet
     // seen it: the API server decides.
-    let cached = s
-        .ctx
-        .caches()
-        .is_some_and(|c| c.get::<ConfigMap>(ns, &cm_name).is_some());
+    let cached = s.caches.get::<ConfigMap>(ns, &cm_name).is_some();
     if !cached
         && configmaps
             .get_opt(&cm_name)
@@ -363,10 +360,6 @@ async fn prune(s: &Scope<'_>, in_use: &[&str]) -> Result<(), Error> {
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
     let (name, uid) = (&s.name, &s.uid);
     let configmaps = s.api::<ConfigMap>();
-    let selector = format!(
-        "app.kubernetes.io/instance={name},app.kubernetes.io/component=generated-config,app.kubernetes.io/managed-by={}",
-        children::MANAGER
-    );
     let generated = |meta: &ObjectMeta| {
         let labels = meta.labels.as_ref();
         let label = |k: &str| labels.and_then(|l| l.get(k)).map(String::as_str);
@@ -374,22 +367,13 @@ async fn prune(s: &Scope<'_>, in_use: &[&str]) -> Result<(), Error> {
             && label("app.kubernetes.io/component") == Some("generated-config")
             && label("app.kubernetes.io/managed-by") == Some(children::MANAGER)
     };
-    let metas: Vec<ObjectMeta> = match s.ctx.caches() {
-        Some(caches) => caches
-            .in_namespace::<ConfigMap>(&s.ns)
-            .into_iter()
-            .map(|c| c.metadata.clone())
-            .filter(generated)
-            .collect(),
-        None => configmaps
-            .list_metadata(&ListParams::default().labels(&selector))
-            .await
-            .map_err(api("list", format!("generated ConfigMaps of {name}")))?
-            .items
-            .into_iter()
-            .map(|c| c.metadata)
-            .collect(),
-    };
+    let metas: Vec<ObjectMeta> = s
+        .caches
+        .in_namespace::<ConfigMap>(&s.ns)
+        .into_iter()
+        .map(|c| c.metadata.clone())
+        .filter(generated)
+        .collect();
     let ours: Vec<ConfigMap> = metas
         .into_iter()
         .filter(|m| m.owner_references.iter().flatten().any(|o| o.uid == *uid))

@@ -4,7 +4,7 @@
 use crate::api::v1alpha2::LlamaStackDistribution;
 use crate::controller::Context;
 use crate::controller::apply::{self, Outcome};
-use crate::controller::caches::Cached;
+use crate::controller::caches::{Cached, Caches};
 use crate::controller::error::Error;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
@@ -24,13 +24,19 @@ pub(super) struct Pass {
 pub(super) struct Scope<'a> {
     pub cr: &'a LlamaStackDistribution,
     pub ctx: &'a Context,
+    /// The owned objects' metadata, listed (the pass reads these instead of the API server).
+    pub caches: std::sync::Arc<Caches>,
     pub ns: String,
     pub name: String,
     pub uid: String,
 }
 
 impl<'a> Scope<'a> {
-    pub fn new(cr: &'a LlamaStackDistribution, ctx: &'a Context) -> Result<Scope<'a>, Error> {
+    pub fn new(
+        cr: &'a LlamaStackDistribution,
+        ctx: &'a Context,
+        caches: std::sync::Arc<Caches>,
+    ) -> Result<Scope<'a>, Error> {
         let ns = cr
             .namespace()
             .ok_or(Error::Metadata("LlamaStackDistribution", "namespace"))?;
@@ -41,6 +47,7 @@ impl<'a> Scope<'a> {
         Ok(Scope {
             cr,
             ctx,
+            caches,
             ns,
             name,
             uid,
@@ -92,7 +99,7 @@ impl<'a> Scope<'a> {
     where
         K: Cached + Clone + serde::Serialize + serde::de::DeserializeOwned + std::fmt::Debug,
     {
-        let outcome = apply::ensure_cached(self.ctx, api, obj, create_only).await?;
+        let outcome = apply::ensure_cached(self.ctx, &self.caches, api, obj, create_only).await?;
         if outcome != Outcome::Unchanged {
             self.ctx.metrics.wrote(kind);
         }
@@ -104,7 +111,7 @@ impl<'a> Scope<'a> {
     where
         K: Cached + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
     {
-        apply::remove_cached(self.ctx, api, &self.ns, name, &self.uid).await
+        apply::remove_cached(&self.caches, api, &self.ns, name, &self.uid).await
     }
 
     /// Publishes an Event on the CR; a failure to record is logged, never fatal.
