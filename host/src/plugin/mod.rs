@@ -66,25 +66,27 @@ pub struct Host {
     linker: Linker<State>,
     limits: Limits,
     stop: Arc<AtomicBool>,
-    cache: Option<CodeCache>,
+    /// Opened at the first vendor plugin: a CLI call on the built-in plugin alone creates
+    /// no directory (and warns about none it cannot create).
+    cache: std::sync::OnceLock<Option<CodeCache>>,
 }
 
 impl Host {
     /// A host whose compiled plugins are kept in [`CodeCache::default_dir`] when it can be
     /// created (else compiled at every load).
     pub fn new(limits: Limits) -> Result<Host, PluginError> {
-        let cache = CodeCache::default_dir().and_then(|dir| match CodeCache::open(&dir) {
-            Ok(c) => Some(c),
-            Err(e) => {
-                tracing::warn!(dir = %dir.display(), error = %e, "no plugin code cache; vendor plugins are compiled at every start");
-                None
-            }
-        });
-        Host::with_cache(limits, cache)
+        Host::build(limits, std::sync::OnceLock::new())
     }
 
     /// A host with the given code cache (None: compile at every load).
     pub fn with_cache(limits: Limits, cache: Option<CodeCache>) -> Result<Host, PluginError> {
+        Host::build(limits, std::sync::OnceLock::from(cache))
+    }
+
+    fn build(
+        limits: Limits,
+        cache: std::sync::OnceLock<Option<CodeCache>>,
+    ) -> Result<Host, PluginError> {
         let engine =
             Engine::new(&engine_config::engine_config()).map_err(|e| PluginError::Engine {
                 message: e.to_string(),
@@ -117,7 +119,22 @@ impl Host {
 
     /// Where the code of the component with sha256 `digest` is cached, if there is a cache.
     pub fn cached_code_path(&self, digest: &str) -> Option<std::path::PathBuf> {
-        self.cache.as_ref().map(|c| c.path(&self.engine, digest))
+        self.cache().map(|c| c.path(&self.engine, digest))
+    }
+
+    /// The code cache, [`CodeCache::default_dir`] opened at the first call unless one was
+    /// given.
+    fn cache(&self) -> Option<&CodeCache> {
+        self.cache
+            .get_or_init(|| {
+                let dir = CodeCache::default_dir()?;
+                CodeCache::open(&dir)
+                    .map_err(|e| {
+                        tracing::warn!(dir = %dir.display(), error = %e, "no plugin code cache; vendor plugins are compiled at every start");
+                    })
+                    .ok()
+            })
+            .as_ref()
     }
 
     pub fn limits(&self) -> Limits {
@@ -140,18 +157,14 @@ impl Host {
         bytes: &[u8],
         digest: &str,
     ) -> Result<(Component, CodeSource), PluginError> {
-        if let Some(c) = self
-            .cache
-            .as_ref()
-            .and_then(|c| c.get(&self.engine, digest))
-        {
+        if let Some(c) = self.cache().and_then(|c| c.get(&self.engine, digest)) {
             return Ok((c, CodeSource::Cached));
         }
         let component = Component::new(&self.engine, bytes).map_err(|e| PluginError::Compile {
             plugin: name.to_string(),
             message: format!("{e:#}"),
         })?;
-        if let Some(cache) = &self.cache {
+        if let Some(cache) = self.cache() {
             cache.put(&self.engine, digest, &component);
         }
         Ok((component, CodeSource::Compiled))

@@ -566,9 +566,9 @@ impl Operator {
         lines[lines.len().saturating_sub(30)..].join("\n")
     }
 
-    /// Polls every 10 ms: spawn → `/readyz` 200, and spawn → caches synced (upstream: its
-    /// controller-runtime log line `Starting workers`; ours: `/readyz`, which waits for the
-    /// first list of CRs). Milliseconds.
+    /// Polls every 10 ms: spawn → `/readyz` 200, and spawn → caches synced (the log line
+    /// after the first list of CRs: upstream's controller-runtime `Starting workers`, ours
+    /// `controller ready`). Milliseconds.
     async fn wait_started(&mut self, timeout: Duration) -> Result<(f64, f64)> {
         let (mut ready, mut synced) = (None, None);
         loop {
@@ -577,13 +577,14 @@ impl Operator {
                 ready = Some(t);
             }
             if synced.is_none() {
-                synced = match self.kind {
-                    Kind::Ours => ready,
-                    Kind::Upstream => std::fs::read_to_string(&self.log)
-                        .unwrap_or_default()
-                        .contains("Starting workers")
-                        .then_some(t),
+                let line = match self.kind {
+                    Kind::Ours => "controller ready",
+                    Kind::Upstream => "Starting workers",
                 };
+                synced = std::fs::read_to_string(&self.log)
+                    .unwrap_or_default()
+                    .contains(line)
+                    .then_some(t);
             }
             if let (Some(r), Some(s)) = (ready, synced) {
                 return Ok((r.as_secs_f64() * 1e3, s.as_secs_f64() * 1e3));
