@@ -83,9 +83,9 @@ pub async fn run(args: RunArgs) -> Result<(), AppError> {
         serving_certificate(&args, &client, &namespace),
     )?;
     // The CA goes into the webhook configurations and the CRD while the probes and webhooks
-    // start. Readiness waits for the webhook configurations, the controller for the CRD
-    // (below): a CRD update has the API server rebuild the resource's handler (150 ms on a
-    // fresh install in `make bench-upstream`), which only the controller's watch must await.
+    // start, each write on its own (a CRD update has the API server rebuild the resource's
+    // handler: 150 ms on a fresh install in `make bench-upstream`). Readiness waits for all
+    // of them, the controller for the CRD (below).
     let (admission_tx, admission_injected) = watch::channel(ca.is_none());
     let (conversion_tx, conversion_injected) = watch::channel(ca.is_none());
     if let Some(ca) = ca {
@@ -155,13 +155,19 @@ pub async fn run(args: RunArgs) -> Result<(), AppError> {
     ));
     tracing::info!(port = args.webhook_port, "webhooks serving");
 
-    // Ready means the webhooks can be called: readiness only puts this pod behind the webhook
-    // Service. The controller's first list is not part of it (on any replica, leader or not),
-    // and becoming the leader does not take the pod out of the Service.
+    // Ready means all three webhooks can be called, conversion included (its CA is in the
+    // CRD): readiness only puts this pod behind the webhook Service. The controller's first
+    // list is not part of it (on any replica, leader or not), and becoming the leader does
+    // not take the pod out of the Service. Waiting for the CRD also keeps clients that start
+    // watching at readiness clear of the watch cut that the CRD update causes.
     {
-        let (ready, mut admission_injected) = (ready.clone(), admission_injected.clone());
+        let ready = ready.clone();
+        let (mut admission, mut conversion) =
+            (admission_injected.clone(), conversion_injected.clone());
         tokio::spawn(async move {
-            let _ = admission_injected.wait_for(|i| *i).await;
+            // One after the other: a wait's guard must not be held across the other's await.
+            let _ = admission.wait_for(|i| *i).await.is_ok();
+            let _ = conversion.wait_for(|i| *i).await.is_ok();
             ready.store(true, Ordering::Relaxed);
         });
     }

@@ -15,12 +15,10 @@ use crate::controller::status::{self, Cond};
 use crate::controller::{inputs, pods, prune};
 use crate::settings::OperatorConfig;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{
     ConfigMap, PersistentVolumeClaim, Pod, Secret, Service, ServiceAccount,
 };
-use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
-use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::api::networking::v1::Ingress;
 use kube::Resource;
 use kube::api::{ListParams, PostParams};
 use kube::runtime::events::EventType;
@@ -281,27 +279,24 @@ async fn owned_objects(
     if outcome != Outcome::Unchanged {
         s.ctx.metrics.wrote("Deployment");
     }
-    let pdbs = s.api::<PodDisruptionBudget>();
-    match children::pdb::pdb(inputs)? {
-        Some(o) => drop(
-            s.write_cached(&pdbs, o, false, "PodDisruptionBudget")
-                .await?,
-        ),
-        None => drop(s.remove(&pdbs, &names::pdb(name)).await?),
-    }
-    let hpas = s.api::<HorizontalPodAutoscaler>();
-    match children::hpa::hpa(inputs)? {
-        Some(o) => drop(
-            s.write_cached(&hpas, o, false, "HorizontalPodAutoscaler")
-                .await?,
-        ),
-        None => drop(s.remove(&hpas, &names::hpa(name)).await?),
-    }
-    let nps = s.api::<NetworkPolicy>();
-    match children::network_policy::network_policy(inputs)? {
-        Some(o) => drop(s.write_cached(&nps, o, false, "NetworkPolicy").await?),
-        None => drop(s.remove(&nps, &names::network_policy(name)).await?),
-    }
+    s.write_or_remove(
+        children::pdb::pdb(inputs)?,
+        &names::pdb(name),
+        "PodDisruptionBudget",
+    )
+    .await?;
+    s.write_or_remove(
+        children::hpa::hpa(inputs)?,
+        &names::hpa(name),
+        "HorizontalPodAutoscaler",
+    )
+    .await?;
+    s.write_or_remove(
+        children::network_policy::network_policy(inputs)?,
+        &names::network_policy(name),
+        "NetworkPolicy",
+    )
+    .await?;
     let ingresses = s.api::<Ingress>();
     let route_url = match children::ingress::ingress(inputs)? {
         Some(o) => {

@@ -106,6 +106,25 @@ impl<'a> Scope<'a> {
         Ok(outcome)
     }
 
+    /// An optional child: `desired` written when the spec asks for it, else the CR's object
+    /// `name` of that kind removed (the spec stopped asking).
+    pub async fn write_or_remove<K>(
+        &self,
+        desired: Option<K>,
+        name: &str,
+        kind: &'static str,
+    ) -> Result<(), Error>
+    where
+        K: Cached + Clone + serde::Serialize + serde::de::DeserializeOwned + std::fmt::Debug,
+    {
+        let api = self.api::<K>();
+        match desired {
+            Some(o) => drop(self.write_cached(&api, o, false, kind).await?),
+            None => drop(self.remove(&api, name).await?),
+        }
+        Ok(())
+    }
+
     /// Deletes `name` if this CR controls it ([`apply::remove_cached`]).
     pub async fn remove<K>(&self, api: &Api<K>, name: &str) -> Result<bool, Error>
     where
