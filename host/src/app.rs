@@ -82,23 +82,16 @@ pub async fn run(args: RunArgs) -> Result<(), AppError> {
         ),
         serving_certificate(&args, &client, &namespace),
     )?;
-    // The CA goes into the webhook configurations and the CRD while the probes and webhooks
-    // start, each write on its own (a CRD update has the API server rebuild the resource's
-    // handler: 150 ms on a fresh install in `make bench-upstream`). Readiness waits for all
-    // of them, the controller for the CRD (below).
-    let (admission_tx, admission_injected) = watch::channel(ca.is_none());
-    let (conversion_tx, conversion_injected) = watch::channel(ca.is_none());
+    // The CA goes into the webhook configurations and the CRD (at once) while the probes and
+    // webhooks start. Readiness and the controller wait for it: the CRD update has the API
+    // server rebuild the resource's handler (150 ms on a fresh install in `make
+    // bench-upstream`), and a watch begun before that is cut.
+    let (injected_tx, injected) = watch::channel(ca.is_none());
     if let Some(ca) = ca {
-        let (a, c) = (args.clone(), client.clone());
-        let pem = ca.clone();
+        let (args, client, namespace) = (args.clone(), client.clone(), namespace.clone());
         tokio::spawn(async move {
-            inject_admission(&a, &c, &pem).await;
-            admission_tx.send_replace(true);
-        });
-        let (a, c, ns) = (args.clone(), client.clone(), namespace.clone());
-        tokio::spawn(async move {
-            inject_conversion(&a, &c, &ns, &ca).await;
-            conversion_tx.send_replace(true);
+            inject(&args, &client, &namespace, &ca).await;
+            injected_tx.send_replace(true);
         });
     }
     let ready = Arc::new(AtomicBool::new(false));
@@ -161,13 +154,9 @@ pub async fn run(args: RunArgs) -> Result<(), AppError> {
     // not take the pod out of the Service. Waiting for the CRD also keeps clients that start
     // watching at readiness clear of the watch cut that the CRD update causes.
     {
-        let ready = ready.clone();
-        let (mut admission, mut conversion) =
-            (admission_injected.clone(), conversion_injected.clone());
+        let (ready, mut injected) = (ready.clone(), injected.clone());
         tokio::spawn(async move {
-            // One after the other: a wait's guard must not be held across the other's await.
-            let _ = admission.wait_for(|i| *i).await.is_ok();
-            let _ = conversion.wait_for(|i| *i).await.is_ok();
+            let _ = injected.wait_for(|i| *i).await.is_ok();
             ready.store(true, Ordering::Relaxed);
         });
     }
@@ -215,7 +204,7 @@ pub async fn run(args: RunArgs) -> Result<(), AppError> {
     // API server replace the resource's storage, and a watch begun before that was cut off
     // (the first CR after a fresh install reached its pass 200 ms late in `make
     // bench-upstream`). At a restart the CRD is unchanged, and this is one read.
-    let _ = conversion_injected.clone().wait_for(|i| *i).await;
+    let _ = injected.clone().wait_for(|i| *i).await;
     let listed = move || {
         tracing::info!(
             startup_ms = started.elapsed().as_millis() as u64,
@@ -458,29 +447,7 @@ async fn serving_certificate(
 /// Injects the CA; the configurations may not exist (a plain `run` against a cluster with
 /// only the CRD), which is worth a warning, not a stop.
 async fn inject(args: &RunArgs, client: &kube::Client, ns: &str, ca: &str) {
-    tokio::join!(
-        inject_admission(args, client, ca),
-        inject_conversion(args, client, ns, ca)
-    );
-}
-
-/// The CA into the two webhook configurations: what the API server needs to call `/mutate`
-/// and `/validate`.
-async fn inject_admission(args: &RunArgs, client: &kube::Client, ca: &str) {
-    if let Err(e) = certs::inject_admission(
-        client,
-        ca,
-        &args.mutating_webhook_configuration,
-        &args.validating_webhook_configuration,
-    )
-    .await
-    {
-        tracing::warn!(error = %e, "could not inject the webhook CA; the API server cannot call the webhooks until it is");
-    }
-}
-
-/// The CA into the CRD's conversion webhook, when it points at this process.
-async fn inject_conversion(args: &RunArgs, client: &kube::Client, ns: &str, ca: &str) {
+    let crd = "llamastackdistributions.llamastack.io";
     // The CRD is shared: another operator process (a second install, a local run) must not
     // get our CA into a conversion stanza that points at it.
     let ours = if args.webhook_hosts.is_empty() {
@@ -494,13 +461,19 @@ async fn inject_conversion(args: &RunArgs, client: &kube::Client, ns: &str, ca: 
             port: args.webhook_port,
         }
     };
-    if let Err(e) = certs::inject_conversion(client, ca, CRD, Some(&ours)).await {
-        tracing::warn!(error = %e, "could not inject the CA into the CRD; the API server cannot convert v1alpha1 objects until it is");
+    if let Err(e) = certs::inject(
+        client,
+        ca,
+        &args.mutating_webhook_configuration,
+        &args.validating_webhook_configuration,
+        crd,
+        Some(&ours),
+    )
+    .await
+    {
+        tracing::warn!(error = %e, "could not inject the webhook CA; the API server cannot call the webhooks until it is");
     }
 }
-
-/// The CRD whose conversion webhook this process serves.
-const CRD: &str = "llamastackdistributions.llamastack.io";
 
 fn read_cert_files(dir: &Path) -> Result<(Vec<u8>, Vec<u8>), AppError> {
     let read = |f: &str| {
