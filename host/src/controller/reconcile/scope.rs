@@ -138,7 +138,7 @@ impl<'a> Scope<'a> {
         let ev = Event {
             type_,
             reason: reason.into(),
-            note: Some(note),
+            note: Some(event_note(note)),
             action: "Reconcile".into(),
             secondary: None,
         };
@@ -154,6 +154,50 @@ impl<'a> Scope<'a> {
     }
 }
 
+/// The API server refuses an Event whose note exceeds 1 KiB (events.k8s.io/v1); a long list
+/// of config warnings is cut at a character boundary and marked, so the Event is still written.
+pub(super) const MAX_EVENT_NOTE_BYTES: usize = 1024;
+
+pub(super) fn event_note(mut note: String) -> String {
+    const MARK: &str = " …";
+    if note.len() <= MAX_EVENT_NOTE_BYTES {
+        return note;
+    }
+    let mut cut = MAX_EVENT_NOTE_BYTES - MARK.len();
+    while !note.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    note.truncate(cut);
+    note.push_str(MARK);
+    note
+}
+
 pub(super) fn now() -> Time {
     Time(Timestamp::now())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{MAX_EVENT_NOTE_BYTES, event_note};
+
+    #[test]
+    fn a_short_note_is_kept_as_it_is() {
+        let note = "x".repeat(MAX_EVENT_NOTE_BYTES);
+        assert_eq!(event_note(note.clone()), note);
+    }
+
+    #[test]
+    fn a_long_note_is_cut_to_the_api_limit_at_a_char_boundary() {
+        // 3-byte characters so that the cut falls inside one unless it is moved.
+        let note = "warning € ".repeat(200);
+        let cut = event_note(note.clone());
+        assert!(cut.len() <= MAX_EVENT_NOTE_BYTES, "{} bytes", cut.len());
+        assert!(
+            cut.len() > MAX_EVENT_NOTE_BYTES - 8,
+            "cut too short: {}",
+            cut.len()
+        );
+        assert!(cut.ends_with(" …"));
+        assert!(note.starts_with(cut.trim_end_matches(" …")));
+    }
 }

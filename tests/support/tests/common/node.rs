@@ -18,9 +18,11 @@ pub fn root() -> std::path::PathBuf {
 /// The node's name (tests/node/lib.sh).
 pub const NODE_NAME: &str = "llsd-node";
 
-/// How long a llama-stack server may take from apply to Ready on the node (measured 12-20 s;
-/// a cold page cache after an image import is slower).
-pub const SERVER_READY: Duration = Duration::from_secs(300);
+/// How long a llama-stack server may take from apply to Ready on the node (measured 12-30 s;
+/// a cold page cache after an image import is slower, and one start of the full sample's pod
+/// in a fresh-clone run took 5 min 0 s before its first provider: the kubelet, containerd and
+/// kube-proxy logs showed nothing, so a timeout now prints the server's timestamped timeline).
+pub const SERVER_READY: Duration = Duration::from_secs(480);
 
 /// Starts (or keeps) the stand-in for vLLM behind `vllm.models.svc:8000`, the samples' endpoint.
 pub fn stand_in_vllm() -> Result<()> {
@@ -156,18 +158,41 @@ pub async fn wait_rolled_out(client: &Client, ns: &str, name: &str, replicas: us
 
 /// The last lines of the server container's log (for failure messages).
 pub fn server_log(ns: &str, name: &str) -> String {
-    kubectl(
+    let log = kubectl(
         &[
             "-n",
             ns,
             "logs",
-            &format!("deployment/{name}"),
+            "-l",
+            &format!("app.kubernetes.io/instance={name}"),
             "--all-containers",
-            "--tail=40",
+            "--prefix",
+            "--timestamps",
+            "--tail=-1",
         ],
         None,
-    )
-    .unwrap_or_else(|e| format!("(no log: {e})"))
+    );
+    match log {
+        Ok(log) => log_timeline(&log, 60),
+        Err(e) => format!("(no log: {e})"),
+    }
+}
+
+/// The last `n` entries of a `kubectl logs --prefix --timestamps` text, without the lines that
+/// continue an entry (the server prints its whole config.yaml at start-up): a slow start shows
+/// as a gap between two timestamps instead of being cut off by the config dump.
+fn log_timeline(log: &str, n: usize) -> String {
+    let entries: Vec<&str> = log
+        .lines()
+        .filter(|l| {
+            // "[pod/p/c] 2026-...Z <text>": an entry's text starts at once, a continuation
+            // with spaces.
+            let rest = l.split_once("] ").map_or(*l, |(_, r)| r);
+            rest.split_once(' ')
+                .is_some_and(|(_, text)| !text.is_empty() && !text.starts_with(' '))
+        })
+        .collect();
+    entries[entries.len().saturating_sub(n)..].join("\n")
 }
 
 /// A hostPath PersistentVolume pre-bound to claim `ns/claim`: the test node has no volume
