@@ -82,16 +82,23 @@ pub async fn run(args: RunArgs) -> Result<(), AppError> {
         ),
         serving_certificate(&args, &client, &namespace),
     )?;
-    // The CA goes into the webhook configurations and the CRD (at once) while the probes and
-    // webhooks start. Readiness and the controller wait for it: the CRD update has the API
-    // server rebuild the resource's handler (150 ms on a fresh install in `make
-    // bench-upstream`), and a watch begun before that is cut.
-    let (injected_tx, injected) = watch::channel(ca.is_none());
+    // The CA goes into the webhook configurations and the CRD while the probes and webhooks
+    // start. Readiness waits for the webhook configurations, the controller for the CRD
+    // (below): a CRD update has the API server rebuild the resource's handler (150 ms on a
+    // fresh install in `make bench-upstream`), which only the controller's watch must await.
+    let (admission_tx, admission_injected) = watch::channel(ca.is_none());
+    let (conversion_tx, conversion_injected) = watch::channel(ca.is_none());
     if let Some(ca) = ca {
-        let (args, client, namespace) = (args.clone(), client.clone(), namespace.clone());
+        let (a, c) = (args.clone(), client.clone());
+        let pem = ca.clone();
         tokio::spawn(async move {
-            inject(&args, &client, &namespace, &ca).await;
-            injected_tx.send_replace(true);
+            inject_admission(&a, &c, &pem).await;
+            admission_tx.send_replace(true);
+        });
+        let (a, c, ns) = (args.clone(), client.clone(), namespace.clone());
+        tokio::spawn(async move {
+            inject_conversion(&a, &c, &ns, &ca).await;
+            conversion_tx.send_replace(true);
         });
     }
     let ready = Arc::new(AtomicBool::new(false));
@@ -148,15 +155,13 @@ pub async fn run(args: RunArgs) -> Result<(), AppError> {
     ));
     tracing::info!(port = args.webhook_port, "webhooks serving");
 
-    // Ready means all three webhooks can be called, conversion included (its CA is in the
-    // CRD): readiness only puts this pod behind the webhook Service. The controller's first
-    // list is not part of it (on any replica, leader or not), and becoming the leader does
-    // not take the pod out of the Service. Waiting for the CRD also keeps clients that start
-    // watching at readiness clear of the watch cut that the CRD update causes.
+    // Ready means the webhooks can be called: readiness only puts this pod behind the webhook
+    // Service. The controller's first list is not part of it (on any replica, leader or not),
+    // and becoming the leader does not take the pod out of the Service.
     {
-        let (ready, mut injected) = (ready.clone(), injected.clone());
+        let (ready, mut admission_injected) = (ready.clone(), admission_injected.clone());
         tokio::spawn(async move {
-            let _ = injected.wait_for(|i| *i).await.is_ok();
+            let _ = admission_injected.wait_for(|i| *i).await;
             ready.store(true, Ordering::Relaxed);
         });
     }
@@ -204,7 +209,7 @@ pub async fn run(args: RunArgs) -> Result<(), AppError> {
     // API server replace the resource's storage, and a watch begun before that was cut off
     // (the first CR after a fresh install reached its pass 200 ms late in `make
     // bench-upstream`). At a restart the CRD is unchanged, and this is one read.
-    let _ = injected.clone().wait_for(|i| *i).await;
+    let _ = conversion_injected.clone().wait_for(|i| *i).await;
     let listed = move || {
         tracing::info!(
             startup_ms = started.elapsed().as_millis() as u64,
@@ -447,7 +452,29 @@ async fn serving_certificate(
 /// Injects the CA; the configurations may not exist (a plain `run` against a cluster with
 /// only the CRD), which is worth a warning, not a stop.
 async fn inject(args: &RunArgs, client: &kube::Client, ns: &str, ca: &str) {
-    let crd = "llamastackdistributions.llamastack.io";
+    tokio::join!(
+        inject_admission(args, client, ca),
+        inject_conversion(args, client, ns, ca)
+    );
+}
+
+/// The CA into the two webhook configurations: what the API server needs to call `/mutate`
+/// and `/validate`.
+async fn inject_admission(args: &RunArgs, client: &kube::Client, ca: &str) {
+    if let Err(e) = certs::inject_admission(
+        client,
+        ca,
+        &args.mutating_webhook_configuration,
+        &args.validating_webhook_configuration,
+    )
+    .await
+    {
+        tracing::warn!(error = %e, "could not inject the webhook CA; the API server cannot call the webhooks until it is");
+    }
+}
+
+/// The CA into the CRD's conversion webhook, when it points at this process.
+async fn inject_conversion(args: &RunArgs, client: &kube::Client, ns: &str, ca: &str) {
     // The CRD is shared: another operator process (a second install, a local run) must not
     // get our CA into a conversion stanza that points at it.
     let ours = if args.webhook_hosts.is_empty() {
@@ -461,19 +488,13 @@ async fn inject(args: &RunArgs, client: &kube::Client, ns: &str, ca: &str) {
             port: args.webhook_port,
         }
     };
-    if let Err(e) = certs::inject(
-        client,
-        ca,
-        &args.mutating_webhook_configuration,
-        &args.validating_webhook_configuration,
-        crd,
-        Some(&ours),
-    )
-    .await
-    {
-        tracing::warn!(error = %e, "could not inject the webhook CA; the API server cannot call the webhooks until it is");
+    if let Err(e) = certs::inject_conversion(client, ca, CRD, Some(&ours)).await {
+        tracing::warn!(error = %e, "could not inject the CA into the CRD; the API server cannot convert v1alpha1 objects until it is");
     }
 }
+
+/// The CRD whose conversion webhook this process serves.
+const CRD: &str = "llamastackdistributions.llamastack.io";
 
 fn read_cert_files(dir: &Path) -> Result<(Vec<u8>, Vec<u8>), AppError> {
     let read = |f: &str| {

@@ -9,7 +9,7 @@
 
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, PersistentVolumeClaim, ServiceAccount};
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::Resource;
@@ -28,6 +28,8 @@ pub struct Caches {
     pub ingresses: Store<PartialObjectMeta<Ingress>>,
     /// The operator ConfigMap, whole: its data are the operator's settings.
     pub operator_config: Store<ConfigMap>,
+    /// The watched namespaces' metadata: whether one is being deleted.
+    pub namespaces: Store<PartialObjectMeta<Namespace>>,
 }
 
 /// A kind whose metadata [`Caches`] keeps.
@@ -72,6 +74,15 @@ impl Caches {
             .collect()
     }
 
+    /// Whether `ns` is being deleted. Its CRs go with it, the garbage collector removes what
+    /// they own, and the API server refuses new objects there: a pass writes nothing, not
+    /// even a status (issue 18: namespace deletion).
+    pub fn namespace_terminating(&self, ns: &str) -> bool {
+        self.namespaces
+            .get(&ObjectRef::new(ns))
+            .is_some_and(|n| n.metadata.deletion_timestamp.is_some())
+    }
+
     /// Resolves once every store holds its first list; a pass must not take "not in the
     /// cache" for "does not exist" before that. One waiter per store: their readiness signal
     /// wakes only one.
@@ -84,5 +95,6 @@ impl Caches {
         let _ = self.network_policies.wait_until_ready().await;
         let _ = self.ingresses.wait_until_ready().await;
         let _ = self.operator_config.wait_until_ready().await;
+        let _ = self.namespaces.wait_until_ready().await;
     }
 }

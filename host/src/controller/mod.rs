@@ -27,7 +27,7 @@ use crate::settings::{OPERATOR_CONFIG_MAP, OperatorConfig};
 use crate::telemetry::Metrics;
 use futures::{Future, StreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Secret, Service};
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::events::{Recorder, Reporter};
@@ -68,8 +68,6 @@ pub struct Context {
     generations: Mutex<HashMap<String, i64>>,
     /// The Ready CRs' servers, read off the workers.
     servers: servers::Servers,
-    /// Namespaces whose deletion refused one of our writes, and when.
-    terminating: Mutex<HashMap<String, std::time::Instant>>,
     /// Plugin calls in flight, at most one per core.
     plugin_slots: tokio::sync::Semaphore,
     /// The owned objects' metadata, once [`run`] has started their watches.
@@ -104,7 +102,6 @@ impl Context {
             failures: Mutex::new(HashMap::new()),
             generations: Mutex::new(HashMap::new()),
             servers: servers::Servers::default(),
-            terminating: Mutex::new(HashMap::new()),
             plugin_slots: tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(2, |n| n.get()),
             ),
@@ -126,30 +123,6 @@ impl Context {
         let mut synced = self.caches_synced.subscribe();
         let _ = synced.wait_for(|s| *s).await;
         Ok(caches)
-    }
-
-    /// Remembers that `ns` is being deleted (the API server said so).
-    fn mark_terminating(&self, ns: &str) {
-        if let Ok(mut t) = self.terminating.lock() {
-            t.insert(ns.to_string(), std::time::Instant::now());
-        }
-    }
-
-    /// Whether `ns` refused a write as terminating within [`TERMINATING_HOLD`]: its CRs are
-    /// going away with it, and every write there would be refused. Past the hold a pass
-    /// tries again, in case a namespace of that name was created anew.
-    fn namespace_terminating(&self, ns: &str) -> bool {
-        let Ok(mut t) = self.terminating.lock() else {
-            return false;
-        };
-        match t.get(ns) {
-            Some(at) if at.elapsed() < TERMINATING_HOLD => true,
-            Some(_) => {
-                t.remove(ns);
-                false
-            }
-            None => false,
-        }
     }
 
     pub fn with_registry(mut self, registry: Arc<crate::oci::Registry>) -> Context {
@@ -338,9 +311,6 @@ where
 /// kubectl's copy of the object it last applied.
 const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
-/// How long a namespace that refused a write as terminating is left alone.
-const TERMINATING_HOLD: Duration = Duration::from_secs(60);
-
 /// How the controller runs.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -453,6 +423,20 @@ pub async fn run(
     let (hpas, hpa_events) = cached_watch(&client, ns, managed.clone());
     let (network_policies, np_events) = cached_watch(&client, ns, managed.clone());
     let (ingresses, ingress_events) = cached_watch(&client, ns, managed.clone());
+    // Namespaces, metadata only, for whether one is being deleted (Caches::
+    // namespace_terminating). Cluster-scoped: one object with --watch-namespace.
+    let (namespaces, writer) = reflector::store();
+    let namespace_events = watcher(
+        Api::<PartialObjectMeta<Namespace>>::all(client.clone()),
+        match &watch_namespace {
+            Some(ns) => watch_config().fields(&format!("metadata.name={ns}")),
+            None => watch_config(),
+        },
+    )
+    .default_backoff()
+    .modify(|o| o.managed_fields_mut().clear())
+    .reflect(writer)
+    .touched_objects();
     let caches = Arc::new(Caches {
         service_accounts,
         config_maps,
@@ -462,6 +446,7 @@ pub async fn run(
         network_policies,
         ingresses,
         operator_config,
+        namespaces,
     });
     ctx.caches_synced.send_replace(false);
     if let Ok(mut slot) = ctx.caches.lock() {
@@ -522,7 +507,13 @@ pub async fn run(
                     .collect::<Vec<_>>()
             },
         )
-        .watches_stream(after_listed(listed, pods), move |p| pod_owner(&store3, &p))
+        .watches_stream(after_listed(listed.clone(), pods), move |p| {
+            pod_owner(&store3, &p)
+        })
+        // Kept for the cache only: a namespace being deleted needs no pass.
+        .watches_stream(after_listed(listed, namespace_events), |_| {
+            std::iter::empty::<ObjectRef<LlamaStackDistribution>>()
+        })
         .graceful_shutdown_on(shutdown)
         .run(reconcile::reconcile, reconcile::error_policy, ctx)
         .for_each(|_| futures::future::ready(()))

@@ -327,13 +327,36 @@ pub async fn inject(
     crd: &str,
     ours: Option<&Endpoint>,
 ) -> Result<(), CertError> {
+    tokio::try_join!(
+        inject_admission(client, ca_pem, mutating, validating),
+        inject_conversion(client, ca_pem, crd, ours),
+    )?;
+    Ok(())
+}
+
+/// The admission half of [`inject`]: the two webhook configurations, at once.
+pub async fn inject_admission(
+    client: &kube::Client,
+    ca_pem: &str,
+    mutating: &str,
+    validating: &str,
+) -> Result<(), CertError> {
     let ca = ByteString(ca_pem.as_bytes().to_vec());
     tokio::try_join!(
         inject_webhooks(client, &ca, mutating, mutating_bundles),
         inject_webhooks(client, &ca, validating, validating_bundles),
-        inject_crd(client, &ca, crd, ours),
     )?;
     Ok(())
+}
+
+/// The conversion half of [`inject`]: the CRD, when its conversion webhook is `ours`.
+pub async fn inject_conversion(
+    client: &kube::Client,
+    ca_pem: &str,
+    crd: &str,
+    ours: Option<&Endpoint>,
+) -> Result<(), CertError> {
+    inject_crd(client, &ByteString(ca_pem.as_bytes().to_vec()), crd, ours).await
 }
 
 fn api_err(verb: &'static str, what: String) -> impl FnOnce(kube::Error) -> CertError {

@@ -572,6 +572,62 @@ async fn a_distribution_change_is_one_deployment_write() -> Result<()> {
     ns.delete().await
 }
 
+/// Issue 18 (bursts and the API server): deleting a namespace brings no write from the
+/// operator to its CRs' objects, refused or not: the namespace watch shows the deletion before
+/// the namespace controller removes the Deployments and ConfigMaps, so no pass recreates one
+/// (the API server refuses new objects there) or writes a status the CR takes along. The
+/// operator's own ConfigMap and certificate Secret live in this test namespace too; they are
+/// not the CRs' and are left out of the count.
+#[tokio::test]
+async fn namespace_deletion_brings_no_writes() -> Result<()> {
+    let (client, ns, op) = setup("ctl-nsdel").await?;
+    let api = llsd_api(&client, ns.name(), "v1alpha2");
+    let names = ["a", "b", "c", "d"];
+    for n in names {
+        api.create(
+            &PostParams::default(),
+            &object("v1alpha2", n, json!({"distribution": {"name": "starter"}})),
+        )
+        .await?;
+    }
+    for n in names {
+        wait_phase(&api, n, "Ready")
+            .await
+            .with_context(|| op.log_text())?;
+    }
+    let offset = audit_offset()?;
+    let name = ns.name().to_string();
+    let namespaces: Api<llsd_test_support::k8s_openapi::api::core::v1::Namespace> =
+        Api::all(client.clone());
+    ns.delete().await?;
+    wait_deleted(&namespaces, &name, Duration::from_secs(120)).await?;
+    let writes: Vec<String> = operator_writes(offset, &name)?
+        .into_iter()
+        .filter(|e| {
+            !matches!(
+                e["objectRef"]["name"].as_str(),
+                Some("llama-stack-operator-config" | "llsd-test-webhook-cert")
+            )
+        })
+        .map(|e| {
+            format!(
+                "{} {} {}/{} -> {}",
+                e["verb"].as_str().unwrap_or_default(),
+                e["objectRef"]["resource"].as_str().unwrap_or_default(),
+                e["objectRef"]["subresource"].as_str().unwrap_or_default(),
+                e["objectRef"]["name"].as_str().unwrap_or_default(),
+                e["responseStatus"]["code"]
+            )
+        })
+        .collect();
+    ensure!(
+        writes.is_empty(),
+        "the operator wrote while the namespace was deleted: {writes:#?}\n{}",
+        op.log_text()
+    );
+    Ok(())
+}
+
 /// FR-096, NFR: in steady state the operator writes nothing, also across reconciles caused by
 /// watched objects and across an operator restart (audit log of the real API server).
 #[tokio::test]

@@ -80,11 +80,11 @@ pub async fn reconcile(
     result.map(|p| p.action)
 }
 
-pub fn error_policy(cr: Arc<LlamaStackDistribution>, err: &Error, ctx: Arc<Context>) -> Action {
+pub fn error_policy(_cr: Arc<LlamaStackDistribution>, err: &Error, _ctx: Arc<Context>) -> Action {
     if err.namespace_terminating() {
-        // Retrying would only be refused again; the CR goes with its namespace.
+        // Retrying would only be refused again; the CR goes with its namespace. (A pass
+        // that began before the namespace watch saw the deletion.)
         tracing::info!(error = %err, "namespace is being deleted; not retrying");
-        ctx.mark_terminating(&cr.namespace().unwrap_or_default());
         return Action::await_change();
     }
     tracing::warn!(kind = err.kind(), error = %err, "reconcile failed; retrying");
@@ -94,8 +94,9 @@ pub fn error_policy(cr: Arc<LlamaStackDistribution>, err: &Error, ctx: Arc<Conte
 async fn run(cr: &LlamaStackDistribution, ctx: &Context) -> Result<Pass, Error> {
     // An owner being deleted, or its namespace: the garbage collector is removing what it
     // owns, and a write would recreate it or be refused.
+    let caches = ctx.synced_caches().await?;
     if cr.metadata.deletion_timestamp.is_some()
-        || ctx.namespace_terminating(&cr.namespace().unwrap_or_default())
+        || caches.namespace_terminating(&cr.namespace().unwrap_or_default())
     {
         // Owned objects go by garbage collection; nothing to write.
         return Ok(Pass {
@@ -103,7 +104,6 @@ async fn run(cr: &LlamaStackDistribution, ctx: &Context) -> Result<Pass, Error> 
             failed: false,
         });
     }
-    let caches = ctx.synced_caches().await?;
     let settings = ctx.settings(&caches);
     let scope = Scope::new(cr, ctx, caches)?;
     let live = scope
