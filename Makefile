@@ -46,6 +46,7 @@ wasm-target:
 
 toolchain: wasm-target
 	@command -v node >/dev/null && command -v npm >/dev/null || { echo "ERROR: node and npm not found: the playground engine is built and tested with them"; exit 1; }
+	@command -v openssl >/dev/null || { echo "ERROR: openssl not found: the security tests use openssl s_client as the webhook server's other side"; exit 1; }
 	@echo "==> rust components (llvm-tools for coverage)"
 	@rustup component list --installed | grep -q '^llvm-tools' || rustup component add llvm-tools-preview
 	@command -v cargo-llvm-cov >/dev/null && cargo llvm-cov --version | grep -q "$(LLVM_COV_VERSION)" || { \
