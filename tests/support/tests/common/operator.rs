@@ -58,7 +58,9 @@ impl Operator {
         Operator::start_full(ns, free_port()?, extra, env).await
     }
 
-    async fn start_full(
+    /// [`Operator::start`] on `webhook_port` with extra environment (`RUST_LOG`, a
+    /// `KUBECONFIG`), which wins over the defaults.
+    pub async fn start_full(
         ns: &str,
         webhook_port: u16,
         extra: &[&str],
@@ -92,8 +94,8 @@ impl Operator {
             &format!("absent-{ns}"),
         ])
         .args(extra)
-        .envs(env.iter().copied())
         .env("RUST_LOG", "info")
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(out)
         .stderr(err);
@@ -199,6 +201,16 @@ pub async fn start_converting(
     ns: &str,
     extra: &[&str],
 ) -> Result<Operator> {
+    start_converting_with_env(client, ns, extra, &[]).await
+}
+
+/// [`start_converting`] with extra environment for the process.
+pub async fn start_converting_with_env(
+    client: &llsd_test_support::kube::Client,
+    ns: &str,
+    extra: &[&str],
+    env: &[(&str, &std::ffi::OsStr)],
+) -> Result<Operator> {
     use llama_stack_operator::api::crd;
     use llsd_test_support::k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::WebhookClientConfig;
     let port = free_port()?;
@@ -214,7 +226,7 @@ pub async fn start_converting(
         ),
     )
     .await?;
-    Operator::start_with_webhook_port(ns, port, extra).await
+    Operator::start_full(ns, port, extra, env).await
 }
 
 /// Ends a test that used [`start_converting`]: later test binaries expect the plain CRD,
