@@ -92,11 +92,39 @@ async fn main() -> Result<()> {
     let client = llsd_test_support::client().await?;
     let ns = format!("llsd-bench-{}", std::process::id());
     let nss: Api<Namespace> = Api::all(client.clone());
+    // An earlier run's namespace (250 pods) still being torn down keeps the controller-manager
+    // and the scheduler busy: a pod of this run then waited 8 s to be scheduled (p99 13 s).
+    // Start on a quiet cluster.
+    let quiet = Instant::now();
+    loop {
+        let left: Vec<String> = nss
+            .list(&Default::default())
+            .await?
+            .items
+            .into_iter()
+            .filter_map(|n| n.metadata.name)
+            .filter(|n| n.starts_with("llsd-bench-"))
+            .collect();
+        if left.is_empty() {
+            break;
+        }
+        if quiet.elapsed() > Duration::from_secs(180) {
+            bail!("earlier benchmark namespaces still exist after 180 s: {left:?}");
+        }
+        for n in &left {
+            let _ = nss.delete(n, &Default::default()).await;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
     nss.create(
         &PostParams::default(),
         &serde_json::from_value(json!({"metadata": {"name": ns}}))?,
     )
     .await?;
+
+    // The operator's log, for a run that fails (its path is printed).
+    let log = std::env::temp_dir().join(format!("controller-bench-operator-{ns}.log"));
+    eprintln!("operator log: {}", log.display());
 
     // 1. start-up
     let t0 = Instant::now();
@@ -128,8 +156,8 @@ async fn main() -> Result<()> {
             "--validating-webhook-configuration",
             "absent",
         ])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
+        .env("RUST_LOG", "info")
+        .stdout(std::fs::File::create(&log)?)
         .stderr(Stdio::null())
         .spawn()?;
     let child = Killed(child);
