@@ -629,8 +629,12 @@ async fn full_sample(
     }
     ensure!(
         failures.len() <= 2 * workers,
-        "/v1/models failed {} times in 60, beyond the known first read per worker: {failures:#?}",
-        failures.len()
+        "/v1/models failed {} times in 60, beyond the known first read per worker: \
+         {failures:#?}\nserver log:\n{}",
+        failures.len(),
+        // A fresh-clone run saw both servers stop answering /v1/health here: the timeline
+        // shows where they hung.
+        server_log(ns.name(), "full")
     );
     if !failures.is_empty() {
         let log = kubectl(
