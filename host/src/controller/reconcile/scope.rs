@@ -156,9 +156,9 @@ impl<'a> Scope<'a> {
 
 /// The API server refuses an Event whose note exceeds 1 KiB (events.k8s.io/v1); a long list
 /// of config warnings is cut at a character boundary and marked, so the Event is still written.
-pub(super) const MAX_EVENT_NOTE_BYTES: usize = 1024;
+const MAX_EVENT_NOTE_BYTES: usize = 1024;
 
-pub(super) fn event_note(mut note: String) -> String {
+fn event_note(mut note: String) -> String {
     const MARK: &str = " …";
     if note.len() <= MAX_EVENT_NOTE_BYTES {
         return note;
