@@ -25,7 +25,7 @@ use common::node::{
 };
 use common::operator::Operator;
 use common::samples::{
-    RequestLoop, apply_sample, apply_sample_edited, apply_sample_with, assert_no_secret_value,
+    RequestLoop, apply_sample, apply_sample_edited, apply_sample_with, assert_no_secret_values,
     model_ids, providers, serving, setup, setup_converting, setup_reading, wait_ready,
 };
 
@@ -68,7 +68,7 @@ async fn simple_sample_serves_its_model_from_the_real_server() -> Result<()> {
         auth == [format!("Bearer {SIMPLE_TOKEN}")],
         "the backend did not receive the Secret's token: {auth:?}"
     );
-    assert_no_secret_value(&client, ns.name(), &op, SIMPLE_TOKEN).await?;
+    assert_no_secret_values(ns.name(), &op, &[SIMPLE_TOKEN])?;
     ns.delete().await
 }
 
@@ -182,7 +182,7 @@ async fn postgres_sample_keeps_its_records_in_the_real_database() -> Result<()> 
         },
     )
     .await?;
-    assert_no_secret_value(&client, ns.name(), &op, "fake-db-password").await?;
+    assert_no_secret_values(ns.name(), &op, &["fake-db-password"])?;
     ns.delete().await
 }
 
@@ -218,7 +218,7 @@ async fn override_sample_runs_the_users_config_on_its_port() -> Result<()> {
         data(&shields).iter().any(|s| s["identifier"] == "guard"),
         "the shield of the user's config is not registered: {shields}"
     );
-    assert_no_secret_value(&client, ns.name(), &op, SIMPLE_TOKEN).await?;
+    assert_no_secret_values(ns.name(), &op, &[SIMPLE_TOKEN])?;
     ns.delete().await
 }
 
@@ -368,9 +368,11 @@ async fn multi_provider_sample_registers_each_model_with_its_provider() -> Resul
         auth == [format!("Bearer {SIMPLE_TOKEN}")],
         "the stand-in got {auth:?}, not the chat with multi-vllm-auth's token"
     );
-    for secret in [SIMPLE_TOKEN, "sk-fake-openai-key-replace-me"] {
-        assert_no_secret_value(&client, ns.name(), &op, secret).await?;
-    }
+    assert_no_secret_values(
+        ns.name(),
+        &op,
+        &[SIMPLE_TOKEN, "sk-fake-openai-key-replace-me"],
+    )?;
     ns.delete().await
 }
 
@@ -479,7 +481,7 @@ async fn v1alpha1_full(
         files.iter().any(|f| f == "kvstore.db"),
         "the user's config keeps kvstore.db on the volume; it holds {files:?}"
     );
-    assert_no_secret_value(client, ns.name(), op, SIMPLE_TOKEN).await
+    assert_no_secret_values(ns.name(), op, &[SIMPLE_TOKEN])
 }
 
 /// deploy/samples/v1alpha2-full.yaml against real backends (tests/node/manifests/
@@ -713,15 +715,17 @@ async fn full_sample(
         tables.lines().any(|t| t.trim() == "metadata_store"),
         "pgvector's metadata_store is not in the vectors database: {tables}"
     );
-    for value in [
-        "fake-vllm-token-replace-me",
-        "fake-pgvector-password",
-        "fake-tavily-key",
-        "fake-redis-password",
-        "fake-db-password",
-    ] {
-        assert_no_secret_value(client, ns.name(), op, value).await?;
-    }
+    assert_no_secret_values(
+        ns.name(),
+        op,
+        &[
+            "fake-vllm-token-replace-me",
+            "fake-pgvector-password",
+            "fake-tavily-key",
+            "fake-redis-password",
+            "fake-db-password",
+        ],
+    )?;
     Ok(())
 }
 
@@ -887,7 +891,7 @@ async fn external_provider_sample_installs_its_provider_from_the_registry() -> R
         auth == ["Bearer fake-acme-key-replace-me"],
         "the acme key did not reach the backend through the provider: {auth:?}"
     );
-    assert_no_secret_value(&client, ns.name(), &op, "fake-acme-key-replace-me").await?;
+    assert_no_secret_values(ns.name(), &op, &["fake-acme-key-replace-me"])?;
     ns.delete().await
 }
 

@@ -138,6 +138,12 @@ impl Operator {
         }
     }
 
+    /// The whole log, for scans (a failure message wants [`Operator::log_text`]'s tail).
+    pub fn full_log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The last 60 lines of the log, for a failure message.
     pub fn log_text(&self) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         let tail: Vec<&str> = text.lines().rev().take(60).collect();

@@ -10,9 +10,8 @@ use super::node::{
 };
 use super::operator::Operator;
 use anyhow::{Context, Result, ensure};
-use llsd_test_support::k8s_openapi::api::apps::v1::Deployment;
-use llsd_test_support::k8s_openapi::api::core::v1::{ConfigMap, Namespace};
-use llsd_test_support::kube::api::{Api, ListParams, Patch, PatchParams};
+use llsd_test_support::k8s_openapi::api::core::v1::Namespace;
+use llsd_test_support::kube::api::{Api, Patch, PatchParams};
 use llsd_test_support::kube::core::DynamicObject;
 use llsd_test_support::{TestNamespace, client, kubectl};
 use serde_json::{Value, json};
@@ -179,33 +178,36 @@ pub async fn model_ids(http: &reqwest::Client, url: &str) -> Result<Vec<String>>
         .collect())
 }
 
-/// Everything of the namespace a Secret value must never reach: ConfigMaps, Deployments (the
-/// pod template), the CR (spec and status), Events; and the operator's log.
-pub async fn assert_no_secret_value(
-    client: &llsd_test_support::kube::Client,
-    ns: &str,
-    op: &Operator,
-    value: &str,
-) -> Result<()> {
-    let cms = Api::<ConfigMap>::namespaced(client.clone(), ns)
-        .list(&ListParams::default())
-        .await?;
-    let deployments = Api::<Deployment>::namespaced(client.clone(), ns)
-        .list(&ListParams::default())
-        .await?;
-    let crs = llsd_api(client, ns, "v1alpha2")
-        .list(&ListParams::default())
-        .await?;
-    let events = kubectl(&["-n", ns, "get", "events", "-o", "json"], None)?;
-    for (what, text) in [
-        ("ConfigMaps", serde_json::to_string(&cms)?),
-        ("Deployments", serde_json::to_string(&deployments)?),
-        ("LlamaStackDistributions", serde_json::to_string(&crs)?),
-        ("Events", events),
-        ("the operator's log", op.log_text()),
-    ] {
-        ensure!(!text.contains(value), "a Secret value reached {what}");
+/// Everything of a namespace but its Secrets: where a Secret value must never show.
+const SCANNED_KINDS: &str = "llamastackdistributions.llamastack.io,configmaps,deployments,\
+                             replicasets,pods,services,serviceaccounts,persistentvolumeclaims,\
+                             poddisruptionbudgets,horizontalpodautoscalers,ingresses,\
+                             networkpolicies,events,events.events.k8s.io";
+
+/// No value of `values`, as it is or in base64, in any object of namespace `ns` but its
+/// Secrets (the CRs with their status, ConfigMaps, pod templates and pods, Events of both
+/// APIs, ...) nor anywhere in the operator's whole log.
+pub fn assert_no_secret_values(ns: &str, op: &Operator, values: &[&str]) -> Result<()> {
+    use base64::Engine as _;
+    let objects = kubectl(&["-n", ns, "get", SCANNED_KINDS, "-o", "json"], None)?;
+    let log = op.full_log();
+    let mut found = Vec::new();
+    for value in values {
+        let b64 = base64::engine::general_purpose::STANDARD.encode(value);
+        for (what, text) in [
+            ("the namespace's objects", &objects),
+            ("the operator's log", &log),
+        ] {
+            if text.contains(value) || text.contains(&b64) {
+                found.push(format!("{value:?} in {what}"));
+            }
+        }
     }
+    ensure!(
+        found.is_empty(),
+        "Secret values outside Secrets ({} bytes of log scanned): {found:?}",
+        log.len()
+    );
     Ok(())
 }
 
