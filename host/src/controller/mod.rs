@@ -281,17 +281,16 @@ where
     }
 }
 
-/// The metadata watch of an owned kind, its objects kept (without managedFields) in a store.
+/// A metadata watch of `api`, its objects kept (without managedFields) in a store.
 fn cached_watch<K>(
-    client: &Client,
-    ns: &Option<String>,
+    api: Api<PartialObjectMeta<K>>,
     config: watcher::Config,
 ) -> (
     Store<PartialObjectMeta<K>>,
     impl futures::Stream<Item = Result<PartialObjectMeta<K>, watcher::Error>> + Send + 'static,
 )
 where
-    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+    K: Resource<DynamicType = ()>
         + Clone
         + serde::de::DeserializeOwned
         + std::fmt::Debug
@@ -300,7 +299,7 @@ where
         + 'static,
 {
     let (reader, writer) = reflector::store();
-    let events = watcher(meta::<K>(client, ns), config)
+    let events = watcher(api, config)
         .default_backoff()
         .modify(|o| o.managed_fields_mut().clear())
         .reflect(writer)
@@ -416,27 +415,22 @@ pub async fn run(
 
     // Owned kinds a pass reads from a cache (caches.rs): the triggers' watches keep them.
     let ns = &watch_namespace;
-    let (service_accounts, sa_events) = cached_watch(&client, ns, managed.clone());
-    let (config_maps, cm_events) = cached_watch(&client, ns, managed.clone());
-    let (pvcs, pvc_events) = cached_watch(&client, ns, managed.clone());
-    let (pdbs, pdb_events) = cached_watch(&client, ns, managed.clone());
-    let (hpas, hpa_events) = cached_watch(&client, ns, managed.clone());
-    let (network_policies, np_events) = cached_watch(&client, ns, managed.clone());
-    let (ingresses, ingress_events) = cached_watch(&client, ns, managed.clone());
+    let (service_accounts, sa_events) = cached_watch(meta(&client, ns), managed.clone());
+    let (config_maps, cm_events) = cached_watch(meta(&client, ns), managed.clone());
+    let (pvcs, pvc_events) = cached_watch(meta(&client, ns), managed.clone());
+    let (pdbs, pdb_events) = cached_watch(meta(&client, ns), managed.clone());
+    let (hpas, hpa_events) = cached_watch(meta(&client, ns), managed.clone());
+    let (network_policies, np_events) = cached_watch(meta(&client, ns), managed.clone());
+    let (ingresses, ingress_events) = cached_watch(meta(&client, ns), managed.clone());
     // Namespaces, metadata only, for whether one is being deleted (Caches::
     // namespace_terminating). Cluster-scoped: one object with --watch-namespace.
-    let (namespaces, writer) = reflector::store();
-    let namespace_events = watcher(
+    let (namespaces, namespace_events) = cached_watch(
         Api::<PartialObjectMeta<Namespace>>::all(client.clone()),
         match &watch_namespace {
             Some(ns) => watch_config().fields(&format!("metadata.name={ns}")),
             None => watch_config(),
         },
-    )
-    .default_backoff()
-    .modify(|o| o.managed_fields_mut().clear())
-    .reflect(writer)
-    .touched_objects();
+    );
     let caches = Arc::new(Caches {
         service_accounts,
         config_maps,
