@@ -420,7 +420,7 @@ impl Watches {
         }
     }
 
-    /// Waits until both watches have listed: what is created after that is seen as it
+    /// Waits until every watch has listed: what is created after that is seen as it
     /// happens, not at the end of a list.
     async fn synced(&self) -> Result<()> {
         let start = Instant::now();
@@ -429,7 +429,7 @@ impl Watches {
             .lock()
             .map_err(|_| anyhow!("watch state poisoned"))?
             .listed
-            < 2
+            < self.tasks.len()
         {
             if start.elapsed() > Duration::from_secs(30) {
                 bail!("the harness's watches did not list within 30 s");
