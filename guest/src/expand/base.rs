@@ -161,7 +161,19 @@ fn replaced_or_disabled(spec: &Spec, api: &str) -> bool {
 /// A run config: a YAML mapping with `providers`.
 pub fn parse(text: &str, path: &str, d: &mut Diagnostics) -> Option<Mapping> {
     match serde_yaml::from_str::<Value>(text) {
-        Ok(Value::Mapping(m)) if m.contains_key("providers") => Some(m),
+        Ok(Value::Mapping(m)) if m.contains_key("providers") => match unreadable(&m, "") {
+            // Issue 19 (found by fuzzing): a tag or a non-string key would reach config.yaml,
+            // and the server's loader refuses tags and cannot use such keys.
+            Some(problem) => {
+                d.error(
+                    path,
+                    Reason::InvalidBaseConfig,
+                    format!("the base config.yaml {problem}"),
+                );
+                None
+            }
+            None => Some(m),
+        },
         Ok(_) => {
             d.error(
                 path,
@@ -178,5 +190,80 @@ pub fn parse(text: &str, path: &str, d: &mut Diagnostics) -> Option<Mapping> {
             );
             None
         }
+    }
+}
+
+/// What in a document config.yaml cannot carry: the first YAML tag or non-string key, and where.
+fn unreadable(m: &Mapping, at: &str) -> Option<String> {
+    m.iter().find_map(|(k, v)| {
+        let Value::String(key) = k else {
+            let shown = serde_yaml::to_string(k).unwrap_or_default();
+            let shown: String = shown.trim().chars().take(40).collect();
+            return Some(format!(
+                "has a key that is not a string (`{shown}`) under `{}`: llama-stack's config keys are strings",
+                if at.is_empty() { "the top level" } else { at }
+            ));
+        };
+        let here = if at.is_empty() { key.clone() } else { format!("{at}.{key}") };
+        unreadable_value(v, &here)
+    })
+}
+
+fn unreadable_value(v: &Value, at: &str) -> Option<String> {
+    match v {
+        Value::Tagged(t) => Some(format!(
+            "has a YAML tag `{}` at `{at}`: llama-stack reads config.yaml with a safe loader that refuses tags",
+            t.tag
+        )),
+        Value::Mapping(m) => unreadable(m, at),
+        Value::Sequence(s) => s
+            .iter()
+            .enumerate()
+            .find_map(|(i, v)| unreadable_value(v, &format!("{at}[{i}]"))),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod unreadable_tests {
+    use super::*;
+
+    #[test]
+    fn tags_and_non_string_keys_in_a_base_config_are_refused_with_their_place() {
+        // Issue 19: found by fuzz.rs's engine_base_config.
+        let mut d = Diagnostics::default();
+        let text = "version: 2\napis:\n- inference\n- !foo safety\nproviders: {}\n";
+        assert!(parse(text, "spec.overrideConfig", &mut d).is_none());
+        assert_eq!(d.errors.len(), 1, "{:?}", d.errors);
+        assert_eq!(d.errors[0].path, "spec.overrideConfig");
+        assert!(
+            d.errors[0].message.contains("`!foo` at `apis[1]`"),
+            "{}",
+            d.errors[0].message
+        );
+        let mut d = Diagnostics::default();
+        let text = "providers:\n  inference:\n  - config: {url: !secret x}\n";
+        assert!(parse(text, "p", &mut d).is_none());
+        assert!(
+            d.errors[0]
+                .message
+                .contains("at `providers.inference[0].config.url`"),
+            "{}",
+            d.errors[0].message
+        );
+        // A mapping as a key (`? ` in YAML): PyYAML calls it unhashable.
+        let mut d = Diagnostics::default();
+        let text = "providers:\n  inference:\n  - ? {a: 1}\n    : x\n";
+        assert!(parse(text, "p", &mut d).is_none());
+        assert!(
+            d.errors[0]
+                .message
+                .contains("not a string (`a: 1`) under `providers.inference[0]`"),
+            "{}",
+            d.errors[0].message
+        );
+        let mut d = Diagnostics::default();
+        assert!(parse("providers: {}\nx: 'no tag'\n", "p", &mut d).is_some());
+        assert!(d.errors.is_empty());
     }
 }

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod mutate;
+
 use llama_stack_config::{
     BaseConfigInput, BaseSource, ExternalProviderMetadata, FieldError, GenerateRequest, Generated,
 };
