@@ -56,6 +56,12 @@ pub const MUTATE_PATH: &str = "/mutate";
 /// Path of the validating webhook.
 pub const VALIDATE_PATH: &str = "/validate";
 
+/// The largest review body read. The API server takes request bodies up to 3 MiB, and an
+/// UPDATE's AdmissionReview carries the object and the old one: axum's default of 2 MB refused
+/// such reviews, and with failurePolicy Fail that blocks the update (issue 19, found by the
+/// fuzz target's size cases). Larger bodies get 413 before they are read whole.
+pub const MAX_REVIEW_BYTES: usize = 8 * 1024 * 1024;
+
 /// The routes: `POST /convert` (ConversionReview), `POST /mutate` and `POST /validate`
 /// (AdmissionReview), `GET /healthz`.
 pub fn router(state: Arc<Webhooks>) -> Router {
@@ -64,5 +70,6 @@ pub fn router(state: Arc<Webhooks>) -> Router {
         .route(MUTATE_PATH, post(mutate::handle))
         .route(VALIDATE_PATH, post(validate::handle))
         .route("/healthz", get(|| async { "ok" }))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_REVIEW_BYTES))
         .with_state(state)
 }
