@@ -11,7 +11,7 @@ OPERATOR := $(CARGO_TARGET_DIR)/debug/llama-stack-operator
 LLVM_COV_VERSION := 0.6.21
 COVERAGE_MIN := 80
 
-.PHONY: demo demo-down test wasm-target toolchain-tests node-tests playground playground-tests bench-playground acme-plugin toolchain build lint unit coverage golden crds python-tests cluster-tests bench bench-cluster bench-upstream configs-check clean-cache
+.PHONY: demo demo-down test wasm-target toolchain-tests node-tests playground playground-tests bench-playground acme-plugin toolchain build lint unit coverage golden crds python-tests cluster-tests fuzz chaos bench bench-cluster bench-upstream configs-check clean-cache
 
 ## demo: a local control plane with a real node, the operator, a sample LlamaStackDistribution
 ## reconciled to Ready (the real llama-stack server passing its probes), what was generated,
@@ -140,6 +140,24 @@ cluster-tests:
 node-tests:
 	@echo "==> real node (containerd, kubelet, kube-proxy, CoreDNS) and the real llama-stack server in its pods"
 	tests/node/run-tests.sh
+
+## fuzz: the fuzz targets (engine: spec, base configs, provider metadata; webhook bodies; plugin
+## loader) with FUZZ_CASES inputs each, release builds (issue 19; `make test` runs a short run).
+FUZZ_CASES ?= 1000000
+fuzz: wasm-target
+	@echo "==> fuzz targets, $(FUZZ_CASES) inputs each (the engine's first, then the webhooks' and the plugin loader's)"
+	LLSD_FUZZ_CASES=$(FUZZ_CASES) cargo test --release -p llama-stack-config --test fuzz
+	LLSD_FUZZ_CASES=$(FUZZ_CASES) cargo test --release -p llama-stack-operator --test fuzz_webhooks --test fuzz_plugin_loader
+
+## chaos: the chaos suite (tests/chaos) at the note's size: 100 CRs and 50 SIGKILLs of the
+## operator, the API server and etcd restarted, the registry down, the leader killed, the
+## webhooks down. `make test` runs it at CI size (40 CRs, 20 SIGKILLs). Figures go to
+## $(CACHE_DIR)/chaos/last-run.txt.
+chaos: build
+	@echo "==> chaos suite at full size (100 CRs, 50 SIGKILLs; ~6 min)"
+	@rm -f $(CACHE_DIR)/chaos/last-run.txt
+	LLSD_CHAOS_CRS=100 LLSD_CHAOS_KILLS=50 tests/cluster/run-tests.sh --test chaos
+	@cat $(CACHE_DIR)/chaos/last-run.txt
 
 bench: wasm-target
 	cargo bench -p llama-stack-config --bench generate

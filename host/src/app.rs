@@ -182,8 +182,11 @@ pub async fn run(args: RunArgs) -> Result<(), AppError> {
         let manager = kube_lease_manager::LeaseManagerBuilder::new(client.clone(), LEASE)
             .with_namespace(&namespace)
             .with_identity(identity())
-            .with_duration(15)
-            .with_grace(5)
+            .with_duration(args.lease_duration_seconds)
+            .with_grace(
+                args.lease_renew_grace_seconds
+                    .min(args.lease_duration_seconds.saturating_sub(1)),
+            )
             .build()
             .await
             .map_err(|e| AppError::Lease(e.to_string()))?;

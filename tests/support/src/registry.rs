@@ -146,22 +146,7 @@ impl TestRegistry {
         let log_err = log
             .try_clone()
             .with_context(|| format!("duplicating {}", log_path.display()))?;
-        let mut cmd = Command::new(bin);
-        cmd.arg("serve")
-            .arg(&config_path)
-            .current_dir(dir.path())
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(log_err);
-        // REGISTRY_* variables override the config file.
-        for (name, _) in std::env::vars_os() {
-            if name.to_string_lossy().starts_with("REGISTRY_") {
-                cmd.env_remove(name);
-            }
-        }
-        let child = cmd.spawn().with_context(|| {
-            format!("running {} serve {}", bin.display(), config_path.display())
-        })?;
+        let child = spawn_serve(bin, dir.path(), log, log_err)?;
         let watchdog = spawn_watchdog(child.id());
 
         let client = http_client(tls.map(|t| t.ca_pem.as_str()))?;
@@ -400,6 +385,55 @@ impl TestRegistry {
                 lines[lines.len().saturating_sub(LOG_TAIL_LINES)..].join("\n")
             }
             Err(e) => format!("(cannot read the log: {e})"),
+        }
+    }
+}
+
+/// `docker-registry serve <dir>/config.yml` in `dir`, its output to `log`.
+fn spawn_serve(bin: &Path, dir: &Path, log: fs::File, log_err: fs::File) -> Result<Child> {
+    let config_path = dir.join("config.yml");
+    let mut cmd = Command::new(bin);
+    cmd.arg("serve")
+        .arg(&config_path)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log_err);
+    // REGISTRY_* variables override the config file.
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("REGISTRY_") {
+            cmd.env_remove(name);
+        }
+    }
+    cmd.spawn()
+        .with_context(|| format!("running {} serve {}", bin.display(), config_path.display()))
+}
+
+impl TestRegistry {
+    /// An outage: the registry killed (SIGKILL), its storage and port kept for [`Self::revive`].
+    pub fn kill(&mut self) -> Result<()> {
+        if let Some(mut watchdog) = self.watchdog.take() {
+            let _ = watchdog.kill();
+            let _ = watchdog.wait();
+        }
+        self.child.kill().context("killing the registry")?;
+        self.child.wait().context("reaping the registry")?;
+        Ok(())
+    }
+
+    /// The end of an outage: the same registry (config, storage, port) serving again.
+    pub async fn revive(&mut self) -> Result<()> {
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log_path)
+            .with_context(|| format!("opening {}", self.log_path.display()))?;
+        let log_err = log.try_clone()?;
+        self.child = spawn_serve(&registry_bin()?, self.dir.path(), log, log_err)?;
+        self.watchdog = spawn_watchdog(self.child.id());
+        match self.wait_ready().await {
+            Ok(()) => Ok(()),
+            Err(StartError::PortTaken(e)) | Err(StartError::Other(e)) => Err(e),
         }
     }
 }

@@ -36,14 +36,6 @@ async fn phase_ready_at(
     .await
 }
 
-async fn holder(leases: &Api<Lease>) -> Result<Option<String>> {
-    Ok(leases
-        .get_opt("llama-stack-operator-leader")
-        .await?
-        .and_then(|l| l.spec)
-        .and_then(|s| s.holder_identity))
-}
-
 /// Two replicas with --leader-elect: only the Lease holder reconciles; when it dies the other
 /// takes the Lease and reconciles the next change.
 #[tokio::test]
@@ -54,7 +46,7 @@ async fn one_leader_reconciles_and_the_other_takes_over() -> Result<()> {
     let leases: Api<Lease> = ns.api();
     let mut first = Operator::start(ns.name(), &["--leader-elect"]).await?;
     let leader = eventually("a Lease holder", Duration::from_secs(30), || async {
-        holder(&leases).await
+        common::operator::lease_holder(&leases).await
     })
     .await?;
     let second = Operator::start(ns.name(), &["--leader-elect"]).await?;
@@ -81,7 +73,7 @@ async fn one_leader_reconciles_and_the_other_takes_over() -> Result<()> {
         "the other replica did not reconcile"
     );
     ensure!(
-        holder(&leases).await?.as_deref() == Some(leader.as_str()),
+        common::operator::lease_holder(&leases).await?.as_deref() == Some(leader.as_str()),
         "the Lease did not move"
     );
 
@@ -100,7 +92,7 @@ async fn one_leader_reconciles_and_the_other_takes_over() -> Result<()> {
         second.counter("llsd_reconciles_total").await? >= 1.0,
         "the new leader reconciled"
     );
-    let now = holder(&leases).await?;
+    let now = common::operator::lease_holder(&leases).await?;
     ensure!(
         now.is_some() && now.as_deref() != Some(leader.as_str()),
         "the Lease moved: {now:?}"

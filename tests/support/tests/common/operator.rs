@@ -168,9 +168,15 @@ impl Operator {
             .sum())
     }
 
+    /// SIGKILL (what a node failure or the OOM killer does: no shutdown, no Lease release).
     pub fn stop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// Whether this process still runs: it neither exited nor was restarted.
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
     }
 }
 
@@ -314,4 +320,17 @@ pub fn audit_log() -> Result<PathBuf> {
 
 pub fn audit_offset() -> Result<u64> {
     Ok(std::fs::metadata(audit_log()?)?.len())
+}
+
+/// Who holds the operator's Lease `llama-stack-operator-leader` in the Lease's namespace.
+pub async fn lease_holder(
+    leases: &llsd_test_support::kube::Api<
+        llsd_test_support::k8s_openapi::api::coordination::v1::Lease,
+    >,
+) -> Result<Option<String>> {
+    Ok(leases
+        .get_opt("llama-stack-operator-leader")
+        .await?
+        .and_then(|l| l.spec)
+        .and_then(|s| s.holder_identity))
 }

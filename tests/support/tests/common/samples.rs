@@ -188,17 +188,21 @@ const SCANNED_KINDS: &str = "llamastackdistributions.llamastack.io,configmaps,de
 /// Secrets (the CRs with their status, ConfigMaps, pod templates and pods, Events of both
 /// APIs, ...) nor anywhere in the operator's whole log.
 pub fn assert_no_secret_values(ns: &str, op: &Operator, values: &[&str]) -> Result<()> {
+    assert_no_secret_values_in(ns, &op.full_log(), values)
+}
+
+/// [`assert_no_secret_values`] over `log`: the logs of every operator process a test ran.
+pub fn assert_no_secret_values_in(ns: &str, log: &str, values: &[&str]) -> Result<()> {
     use base64::Engine as _;
     let objects = kubectl(&["-n", ns, "get", SCANNED_KINDS, "-o", "json"], None)?;
-    let log = op.full_log();
     let mut found = Vec::new();
     for value in values {
         let b64 = base64::engine::general_purpose::STANDARD.encode(value);
         for (what, text) in [
-            ("the namespace's objects", &objects),
-            ("the operator's log", &log),
+            ("the namespace's objects", objects.as_str()),
+            ("the operator's log", log),
         ] {
-            if text.contains(value) || text.contains(&b64) {
+            if text.contains(value) || text.contains(b64.as_str()) {
                 found.push(format!("{value:?} in {what}"));
             }
         }
