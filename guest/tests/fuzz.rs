@@ -4,8 +4,8 @@
 //! Every input either generates a config.yaml that parses, with the hash of its bytes, or is
 //! refused with at least one error that has a message; nothing panics.
 //!
-//! `make test` runs a short run; `LLSD_FUZZ_CASES=1000000 cargo test --release -p
-//! llama-stack-config --test fuzz` is the note's run.
+//! `make test` runs a short run; `make fuzz` (`LLSD_FUZZ_CASES=1000000 cargo test -p
+//! llama-stack-config --test fuzz`) is the note's run.
 
 mod common;
 

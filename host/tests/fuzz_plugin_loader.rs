@@ -4,8 +4,8 @@
 //! with a typed error naming the plugin, or (a damaged real plugin that still holds together)
 //! loads and answers `info`; nothing panics.
 //!
-//! `make test` runs a short run; `LLSD_FUZZ_CASES=1000000 cargo test --release -p
-//! llama-stack-operator --test fuzz_plugin_loader` is the note's run.
+//! `make test` runs a short run; `make fuzz` (`LLSD_FUZZ_CASES=1000000 cargo test -p
+//! llama-stack-operator --test fuzz_plugin_loader`) is the note's run.
 
 #[path = "../../guest/tests/common/mutate.rs"]
 mod mutate;

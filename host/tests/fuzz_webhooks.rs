@@ -5,8 +5,8 @@
 //! server can read, or a 4xx with a reason; never a 5xx, never a panic. Plus the hostile
 //! extremes: 10 MB bodies and nesting 10,000 deep.
 //!
-//! `make test` runs a short run; `LLSD_FUZZ_CASES=1000000 cargo test --release -p
-//! llama-stack-operator --test fuzz_webhooks` is the note's run.
+//! `make test` runs a short run; `make fuzz` (`LLSD_FUZZ_CASES=1000000 cargo test -p
+//! llama-stack-operator --test fuzz_webhooks`) is the note's run.
 
 #[path = "../../guest/tests/common/mutate.rs"]
 mod mutate;
