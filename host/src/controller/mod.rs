@@ -176,12 +176,16 @@ impl Context {
     }
 
     fn drift_key<K: Resource<DynamicType = ()>>(&self, obj: &K) -> String {
-        format!(
-            "{}/{}/{}",
-            K::kind(&()),
-            obj.meta().namespace.as_deref().unwrap_or_default(),
-            obj.meta().name.as_deref().unwrap_or_default()
-        )
+        drift_key(obj)
+    }
+
+    /// Drops what is remembered of the objects of CRs no longer there. Without it the map
+    /// grew by an entry per owned object of every CR ever deleted (issue 19: found in the
+    /// 10-minute churn of `tests/bench/load.sh`).
+    fn forget_owners(&self, gone: impl Fn(&str) -> bool) {
+        if let Ok(mut map) = self.generations.lock() {
+            forget_owners(&mut map, gone);
+        }
     }
 
     /// Whether the live generation differs from the one we last wrote. An object we have not
@@ -205,6 +209,29 @@ impl Context {
             map.insert(key, g);
         }
     }
+}
+
+/// `<owner uid>|<Kind>/<ns>/<name>`: the owning CR first, so that its entries go with it.
+fn drift_key<K: Resource<DynamicType = ()>>(obj: &K) -> String {
+    let owner = obj
+        .meta()
+        .owner_references
+        .iter()
+        .flatten()
+        .find(|o| o.controller == Some(true))
+        .map(|o| o.uid.as_str())
+        .unwrap_or_default();
+    format!(
+        "{owner}|{}/{}/{}",
+        K::kind(&()),
+        obj.meta().namespace.as_deref().unwrap_or_default(),
+        obj.meta().name.as_deref().unwrap_or_default()
+    )
+}
+
+/// Removes the entries of the owners `gone` says are gone.
+fn forget_owners(map: &mut HashMap<String, i64>, gone: impl Fn(&str) -> bool) {
+    map.retain(|k, _| !gone(k.split('|').next().unwrap_or_default()));
 }
 
 /// Which CRs a Secret or ConfigMap named `name` in `ns` concerns.
@@ -373,6 +400,8 @@ pub async fn run(
     // Served from that watch cache as it is (resourceVersion=0), not read from etcd: at a
     // restart over 250 CRs the quorum read was most of the start-up. What changed since
     // arrives on the watch, as for any list.
+    let forget = ctx.clone();
+    let mut listed_uids = std::collections::HashSet::<String>::new();
     let crs = watcher(
         api::<LlamaStackDistribution>(&client, &watch_namespace),
         watcher::Config::default().any_semantic(),
@@ -390,6 +419,25 @@ pub async fn run(
         {
             listed_tx.send_replace(true);
             r();
+        }
+        // What is remembered per CR goes with it: at its deletion, and at a relist for the
+        // ones deleted while the watch was down.
+        match e {
+            Ok(watcher::Event::Delete(cr)) => {
+                let uid = cr.metadata.uid.clone().unwrap_or_default();
+                forget.forget_owners(|owner| owner == uid);
+                // Its registry backoff, if it was failing.
+                let key = format!("{}/{}", cr.namespace().unwrap_or_default(), cr.name_any());
+                forget.backoff(&key, false);
+            }
+            Ok(watcher::Event::Init) => listed_uids.clear(),
+            Ok(watcher::Event::InitApply(cr)) => {
+                listed_uids.insert(cr.metadata.uid.clone().unwrap_or_default());
+            }
+            Ok(watcher::Event::InitDone) => {
+                forget.forget_owners(|owner| !listed_uids.contains(owner));
+            }
+            _ => {}
         }
     })
     .reflect(writer)
@@ -558,4 +606,41 @@ pub const RESYNC: Duration = Duration::from_secs(300);
 /// Requeue after a transient error.
 pub fn retry() -> Action {
     Action::requeue(Duration::from_secs(5))
+}
+
+#[cfg(test)]
+mod drift_key_tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+
+    fn owned(name: &str, owner_uid: &str) -> Deployment {
+        let mut d = Deployment::default();
+        d.metadata.name = Some(name.into());
+        d.metadata.namespace = Some("ns".into());
+        d.metadata.owner_references = Some(vec![OwnerReference {
+            controller: Some(true),
+            uid: owner_uid.into(),
+            ..Default::default()
+        }]);
+        d
+    }
+
+    #[test]
+    fn what_is_remembered_of_a_deleted_crs_objects_goes_with_it() {
+        // Issue 19: the map kept an entry per owned object of every CR ever deleted.
+        let mut map = HashMap::new();
+        for (name, uid) in [("a", "uid-a"), ("b", "uid-b"), ("c", "uid-c")] {
+            map.insert(drift_key(&owned(name, uid)), 1);
+        }
+        assert!(map.contains_key("uid-a|Deployment/ns/a"), "{map:?}");
+        forget_owners(&mut map, |owner| owner == "uid-b");
+        assert_eq!(map.len(), 2);
+        // A relist: only the listed owners stay.
+        let listed = ["uid-c"];
+        forget_owners(&mut map, |owner| !listed.contains(&owner));
+        assert_eq!(
+            map.keys().collect::<Vec<_>>(),
+            vec!["uid-c|Deployment/ns/c"]
+        );
+    }
 }
