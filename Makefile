@@ -164,11 +164,13 @@ bench: wasm-target
 	cargo bench -p llama-stack-config --bench generate
 	cargo bench -p llama-stack-operator --bench plugin
 
-## bench-cluster: controller (start-up, apply->Ready p50/p99, 200 CRs) and webhook latency
+## bench-cluster: controller (start-up, apply->Ready p50/p99, 200 CRs), load (1,000 CRs, 10 min
+## of churn with the operator's memory; issue 19) and webhook latency
 ## (oha, 50 parallel) on the local control plane; registry reads, cold and cached, on a
 ## loopback registry; release builds.
 bench-cluster: wasm-target
 	tests/bench/controller.sh
+	tests/bench/load.sh
 	tests/bench/webhook-latency.sh
 	tests/bench/oci.sh
 

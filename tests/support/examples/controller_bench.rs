@@ -8,27 +8,14 @@
 //! Run: `tests/bench/controller.sh` (builds the release operator, starts the cluster).
 
 use anyhow::{Context, Result, bail};
-use futures_util::StreamExt;
-use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Namespace;
-use kube::api::{Api, ApiResource, DynamicObject, PostParams};
-use kube::core::GroupVersionKind;
-use kube::runtime::{WatchStreamExt, watcher};
-use llsd_test_support::bench::{percentile, proc_stats, readyz};
+use kube::api::{Api, DynamicObject, PostParams};
+use llsd_test_support::bench::{Killed, Seen, llsd, percentile, proc_stats, readyz, spawn_watches};
 use serde_json::json;
 use std::collections::HashMap;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-fn llsd(client: &kube::Client, ns: &str) -> Api<DynamicObject> {
-    let gvk = GroupVersionKind::gvk("llamastack.io", "v1alpha2", "LlamaStackDistribution");
-    Api::namespaced_with(
-        client.clone(),
-        ns,
-        &ApiResource::from_gvk_with_plural(&gvk, "llamastackdistributions"),
-    )
-}
 
 fn cr(name: &str) -> Result<DynamicObject> {
     Ok(serde_json::from_value(json!({
@@ -38,51 +25,6 @@ fn cr(name: &str) -> Result<DynamicObject> {
                  "providers": {"inference": [{"provider": "vllm", "endpoint": "http://vllm:8000/v1"}]},
                  "resources": {"models": [{"name": "llama-3.1-8b"}]}},
     }))?)
-}
-
-/// Times when each Deployment appeared and each CR became Ready, as seen by watches.
-#[derive(Default)]
-struct Seen {
-    deployment: HashMap<String, Instant>,
-    ready: HashMap<String, Instant>,
-}
-
-fn spawn_watches(client: &kube::Client, ns: &str, seen: Arc<Mutex<Seen>>) {
-    let deps: Api<Deployment> = Api::namespaced(client.clone(), ns);
-    let s = seen.clone();
-    tokio::spawn(async move {
-        let mut w = watcher(deps, watcher::Config::default())
-            .applied_objects()
-            .boxed();
-        while let Some(Ok(d)) = w.next().await {
-            if let (Some(n), Ok(mut s)) = (d.metadata.name, s.lock()) {
-                s.deployment.entry(n).or_insert_with(Instant::now);
-            }
-        }
-    });
-    let crs = llsd(client, ns);
-    tokio::spawn(async move {
-        let mut w = watcher(crs, watcher::Config::default())
-            .applied_objects()
-            .boxed();
-        while let Some(Ok(o)) = w.next().await {
-            if o.data["status"]["phase"] == "Ready"
-                && let (Some(n), Ok(mut s)) = (o.metadata.name, seen.lock())
-            {
-                s.ready.entry(n).or_insert_with(Instant::now);
-            }
-        }
-    });
-}
-
-/// Kills the operator however the benchmark ends.
-struct Killed(std::process::Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 #[tokio::main]

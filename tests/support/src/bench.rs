@@ -38,22 +38,27 @@ pub fn median(values: &[f64]) -> f64 {
     }
 }
 
-/// Peak resident set (`VmHWM`) and CPU time (`utime + stime`) of a running process.
+/// Peak and current resident set (`VmHWM`, `VmRSS`) and CPU time (`utime + stime`) of a
+/// running process.
 #[derive(Debug, Clone, Copy)]
 pub struct ProcStats {
     pub peak_rss_kib: u64,
+    pub rss_kib: u64,
     pub cpu_seconds: f64,
 }
 
 pub fn proc_stats(pid: u32) -> Result<ProcStats> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
         .with_context(|| format!("reading /proc/{pid}/status"))?;
-    let peak_rss_kib: u64 = status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .with_context(|| format!("no VmHWM in /proc/{pid}/status"))?;
+    let kib = |key: &str| -> Result<u64> {
+        status
+            .lines()
+            .find(|l| l.starts_with(key))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .with_context(|| format!("no {key} in /proc/{pid}/status"))
+    };
+    let (peak_rss_kib, rss_kib) = (kib("VmHWM:")?, kib("VmRSS:")?);
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .with_context(|| format!("reading /proc/{pid}/stat"))?;
     // Fields after the command name (which may hold spaces and parentheses): state is the
@@ -67,6 +72,7 @@ pub fn proc_stats(pid: u32) -> Result<ProcStats> {
     // USER_HZ is 100 on Linux.
     Ok(ProcStats {
         peak_rss_kib,
+        rss_kib,
         cpu_seconds: (field(11) + field(12)) / 100.0,
     })
 }
@@ -394,5 +400,67 @@ mod tests {
     fn counters() {
         let m = "# TYPE x counter\nllsd_reconciles_total{outcome=\"ok\"} 3\nllsd_reconciles_total{outcome=\"error\"} 2\nllsd_reconciles_total_other 9\n";
         assert_eq!(counter_sum(m, "llsd_reconciles_total"), 5.0);
+    }
+}
+
+/// v1alpha2 LlamaStackDistributions of namespace `ns`.
+pub fn llsd(client: &kube::Client, ns: &str) -> kube::Api<kube::api::DynamicObject> {
+    let gvk =
+        kube::core::GroupVersionKind::gvk("llamastack.io", "v1alpha2", "LlamaStackDistribution");
+    kube::Api::namespaced_with(
+        client.clone(),
+        ns,
+        &kube::api::ApiResource::from_gvk_with_plural(&gvk, "llamastackdistributions"),
+    )
+}
+
+/// Times when each Deployment appeared and each CR became Ready, as seen by watches.
+#[derive(Default)]
+pub struct Seen {
+    pub deployment: std::collections::HashMap<String, std::time::Instant>,
+    pub ready: std::collections::HashMap<String, std::time::Instant>,
+}
+
+/// Watches Deployments and CRs of `ns` into `seen` (first sighting only).
+pub fn spawn_watches(client: &kube::Client, ns: &str, seen: Arc<Mutex<Seen>>) {
+    use futures_util::StreamExt;
+    use kube::runtime::{WatchStreamExt, watcher};
+    let deps: kube::Api<k8s_openapi::api::apps::v1::Deployment> =
+        kube::Api::namespaced(client.clone(), ns);
+    let s = seen.clone();
+    tokio::spawn(async move {
+        let mut w = watcher(deps, watcher::Config::default())
+            .applied_objects()
+            .boxed();
+        while let Some(Ok(d)) = w.next().await {
+            if let (Some(n), Ok(mut s)) = (d.metadata.name, s.lock()) {
+                s.deployment
+                    .entry(n)
+                    .or_insert_with(std::time::Instant::now);
+            }
+        }
+    });
+    let crs = llsd(client, ns);
+    tokio::spawn(async move {
+        let mut w = watcher(crs, watcher::Config::default())
+            .applied_objects()
+            .boxed();
+        while let Some(Ok(o)) = w.next().await {
+            if o.data["status"]["phase"] == "Ready"
+                && let (Some(n), Ok(mut s)) = (o.metadata.name, seen.lock())
+            {
+                s.ready.entry(n).or_insert_with(std::time::Instant::now);
+            }
+        }
+    });
+}
+
+/// Kills the operator however the benchmark ends.
+pub struct Killed(pub std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
