@@ -430,9 +430,13 @@ pub fn spawn_watches(client: &kube::Client, ns: &str, seen: Arc<Mutex<Seen>>) {
     let s = seen.clone();
     tokio::spawn(async move {
         let mut w = watcher(deps, watcher::Config::default())
+            .default_backoff()
             .applied_objects()
             .boxed();
-        while let Some(Ok(d)) = w.next().await {
+        // A watch error is retried, not the end: with 1,000 CRs one ended the loop and the
+        // benchmark waited for Ready CRs it could no longer see.
+        while let Some(d) = w.next().await {
+            let Ok(d) = d else { continue };
             if let (Some(n), Ok(mut s)) = (d.metadata.name, s.lock()) {
                 s.deployment
                     .entry(n)
@@ -443,9 +447,11 @@ pub fn spawn_watches(client: &kube::Client, ns: &str, seen: Arc<Mutex<Seen>>) {
     let crs = llsd(client, ns);
     tokio::spawn(async move {
         let mut w = watcher(crs, watcher::Config::default())
+            .default_backoff()
             .applied_objects()
             .boxed();
-        while let Some(Ok(o)) = w.next().await {
+        while let Some(o) = w.next().await {
+            let Ok(o) = o else { continue };
             if o.data["status"]["phase"] == "Ready"
                 && let (Some(n), Ok(mut s)) = (o.metadata.name, seen.lock())
             {
