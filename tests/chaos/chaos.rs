@@ -71,13 +71,7 @@ impl Rng {
 /// Appends a figure to the run's record (stderr and `$LLSD_CACHE_DIR/chaos/last-run.txt`).
 fn record(line: &str) {
     eprintln!("chaos: {line}");
-    let dir = std::env::var_os("LLSD_CACHE_DIR")
-        .map(std::path::PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("HOME")
-                .map(|h| std::path::PathBuf::from(h).join(".cache/llama-stack-operator"))
-        })
-        .map(|d| d.join("chaos"));
+    let dir = common::operator::cache_dir().ok().map(|d| d.join("chaos"));
     if let Some(dir) = dir
         && std::fs::create_dir_all(&dir).is_ok()
         && let Ok(mut f) = std::fs::OpenOptions::new()

@@ -10,7 +10,9 @@
 use anyhow::{Context, Result, bail};
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, DynamicObject, PostParams};
-use llsd_test_support::bench::{Killed, Seen, llsd, percentile, proc_stats, readyz, spawn_watches};
+use llsd_test_support::bench::{
+    Killed, Seen, llsd, percentile, proc_stats, readyz, spawn_watches, wait_all_ready,
+};
 use serde_json::json;
 use std::collections::HashMap;
 use std::process::{Command, Stdio};
@@ -183,32 +185,8 @@ async fn main() -> Result<()> {
     for r in futures_util::future::join_all(creates).await {
         r?;
     }
-    loop {
-        let done = seen
-            .lock()
-            .map(|s| names.iter().all(|n| s.ready.contains_key(n)))
-            .unwrap_or(false);
-        if done {
-            break;
-        }
-        if t.elapsed() > Duration::from_secs(600) {
-            bail!("200 CRs not Ready in 600 s");
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let deployed = wait_all_ready(&seen, &names, t, Duration::from_secs(600)).await?;
     let total = t.elapsed();
-    // The operator's part: the last Deployment it created (pods then depend on the cluster).
-    let deployed = seen
-        .lock()
-        .ok()
-        .and_then(|s| {
-            names
-                .iter()
-                .filter_map(|n| s.deployment.get(n))
-                .max()
-                .copied()
-        })
-        .map(|last| last.duration_since(t));
     let after = proc_stats(child.0.id())?;
     let (hwm_kb, cpu_after) = (after.peak_rss_kib, after.cpu_seconds);
     if let Some(d) = deployed {

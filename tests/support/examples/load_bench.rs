@@ -14,7 +14,7 @@ use futures_util::StreamExt;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use llsd_test_support::bench::{
-    AuditTail, Killed, Seen, llsd, now_us, proc_stats, readyz, spawn_watches,
+    AuditTail, Killed, Seen, llsd, now_us, proc_stats, readyz, spawn_watches, wait_all_ready,
 };
 use serde_json::json;
 use std::process::{Command, Stdio};
@@ -112,31 +112,8 @@ async fn main() -> Result<()> {
         r?;
     }
     let accepted = t.elapsed();
-    loop {
-        let done = seen
-            .lock()
-            .map(|s| names.iter().all(|n| s.ready.contains_key(n)))
-            .unwrap_or(false);
-        if done {
-            break;
-        }
-        if t.elapsed() > Duration::from_secs(1200) {
-            bail!("{n} CRs not Ready in 1200 s");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let deployed = wait_all_ready(&seen, &names, t, Duration::from_secs(1200)).await?;
     let all_ready = t.elapsed();
-    let deployed = seen
-        .lock()
-        .ok()
-        .and_then(|s| {
-            names
-                .iter()
-                .filter_map(|n| s.deployment.get(n))
-                .max()
-                .copied()
-        })
-        .map(|last| last.duration_since(t));
     // Quiet: no operator write for 5 s (the audit log lags by ~100 ms).
     let mut quiet_since = Instant::now();
     let mut last = audit.count("llsd-admin", from, i64::MAX, |_| true);

@@ -421,6 +421,37 @@ pub struct Seen {
     pub ready: std::collections::HashMap<String, std::time::Instant>,
 }
 
+/// Waits until every CR of `names` was seen Ready, at most `timeout` from `since`; then how
+/// long after `since` the last of their Deployments appeared (the operator's part: pods then
+/// depend on the cluster).
+pub async fn wait_all_ready(
+    seen: &Mutex<Seen>,
+    names: &[String],
+    since: std::time::Instant,
+    timeout: Duration,
+) -> Result<Option<Duration>> {
+    loop {
+        let last_deployment = seen.lock().ok().and_then(|s| {
+            names.iter().all(|n| s.ready.contains_key(n)).then(|| {
+                names
+                    .iter()
+                    .filter_map(|n| s.deployment.get(n))
+                    .max()
+                    .copied()
+            })
+        });
+        if let Some(last) = last_deployment {
+            return Ok(last.map(|l| l.duration_since(since)));
+        }
+        anyhow::ensure!(
+            since.elapsed() <= timeout,
+            "{} CRs not Ready in {timeout:?}",
+            names.len()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Watches Deployments and CRs of `ns` into `seen` (first sighting only).
 pub fn spawn_watches(client: &kube::Client, ns: &str, seen: Arc<Mutex<Seen>>) {
     use futures_util::StreamExt;

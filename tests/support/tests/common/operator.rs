@@ -301,14 +301,18 @@ pub fn operator_writes(offset: u64, ns: &str) -> Result<Vec<serde_json::Value>> 
         .collect())
 }
 
-pub fn audit_log() -> Result<PathBuf> {
-    let base = std::env::var_os("LLSD_CACHE_DIR")
+/// `$LLSD_CACHE_DIR`, else `~/.cache/llama-stack-operator`.
+pub fn cache_dir() -> Result<PathBuf> {
+    std::env::var_os("LLSD_CACHE_DIR")
         .map(PathBuf::from)
         .or_else(|| {
             std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/llama-stack-operator"))
         })
-        .context("neither LLSD_CACHE_DIR nor HOME is set")?;
-    let path = base.join("cluster/logs/audit.log");
+        .context("neither LLSD_CACHE_DIR nor HOME is set")
+}
+
+pub fn audit_log() -> Result<PathBuf> {
+    let path = cache_dir()?.join("cluster/logs/audit.log");
     if !path.is_file() {
         bail!(
             "{} does not exist: the API server was started without the audit log (restart it with tests/cluster/down && tests/cluster/up)",
