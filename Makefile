@@ -58,6 +58,7 @@ toolchain: wasm-target
 toolchain-tests:
 	@echo "==> make build on a toolchain without the wasm32-wasip2 target (a fresh machine's rustup)"
 	tests/toolchain/fresh-rustup.sh
+	tests/toolchain/apt-stdout.sh
 
 build: wasm-target
 	@echo "==> building the operator (a cold first build, with the embedded plugin in release, takes ~15 min on 2 cores)"
