@@ -130,6 +130,30 @@ impl Context {
         self
     }
 
+    /// Publishes how many entries each in-memory holder keeps (`llsd_kept_objects`): the
+    /// figures that say whether memory under churn follows the cluster or leaks (issue 19 §4).
+    fn publish_kept(&self, crs: &Store<LlamaStackDistribution>, caches: &Caches) {
+        let m = &self.metrics;
+        m.kept("crs", crs.state().len());
+        m.kept("service_accounts", caches.service_accounts.state().len());
+        m.kept("config_maps", caches.config_maps.state().len());
+        m.kept("pvcs", caches.pvcs.state().len());
+        m.kept("pdbs", caches.pdbs.state().len());
+        m.kept("hpas", caches.hpas.state().len());
+        m.kept("network_policies", caches.network_policies.state().len());
+        m.kept("ingresses", caches.ingresses.state().len());
+        m.kept("namespaces", caches.namespaces.state().len());
+        m.kept(
+            "drift_records",
+            self.generations.lock().map_or(0, |g| g.len()),
+        );
+        m.kept(
+            "registry_backoffs",
+            self.failures.lock().map_or(0, |f| f.len()),
+        );
+        m.kept("followed_servers", self.servers.followed());
+    }
+
     /// The wait before retrying a CR whose registry read failed: 5 s, doubling per
     /// consecutive failure, at most 5 min. `None` resets after a success.
     fn backoff(&self, key: &str, failed: bool) -> Duration {
@@ -517,6 +541,15 @@ pub async fn run(
     if let Ok(mut slot) = ctx.caches.lock() {
         *slot = Some(caches.clone());
     }
+    let (kept_ctx, kept_crs, kept_caches) = (ctx.clone(), reader.clone(), caches.clone());
+    // Ends with the controller (below): a leader that steps down and runs again starts anew.
+    let kept_task = tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(15));
+        loop {
+            every.tick().await;
+            kept_ctx.publish_kept(&kept_crs, &kept_caches);
+        }
+    });
     let synced = ctx.caches_synced.clone();
     let warm = client.clone();
     tokio::spawn(async move {
@@ -583,6 +616,7 @@ pub async fn run(
         .run(reconcile::reconcile, reconcile::error_policy, ctx)
         .for_each(|_| futures::future::ready(()))
         .await;
+    kept_task.abort();
 }
 
 /// `stream`, polled from the moment the CRs are listed (or the controller stops waiting).

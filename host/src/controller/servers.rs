@@ -177,8 +177,7 @@ impl Servers {
     }
 
     /// How many servers are followed.
-    #[cfg(test)]
-    fn followed(&self) -> usize {
+    pub fn followed(&self) -> usize {
         self.followed.lock().map(|f| f.len()).unwrap_or_default()
     }
 

@@ -7,6 +7,7 @@ use axum::routing::get;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use std::sync::Arc;
@@ -22,6 +23,8 @@ pub struct Metrics {
     reconcile_seconds: Histogram,
     plugin_seconds: HistogramFamily,
     writes: Family<Labels, Counter>,
+    kept: Family<Labels, Gauge>,
+    resident_bytes: Gauge,
 }
 
 fn plugin_histogram() -> Histogram {
@@ -62,6 +65,21 @@ impl Default for Metrics {
             "Write requests the controller made, by kind of object",
             writes.clone(),
         );
+        let kept = Family::<Labels, Gauge>::default();
+        registry.register(
+            "kept_objects",
+            "Entries the operator holds in memory, by holder (watch caches, drift record, followed servers, registry backoffs)",
+            kept.clone(),
+        );
+        let resident_bytes = Gauge::default();
+        // `llsd_process_resident_memory_bytes`: what the load benchmark and a dashboard
+        // follow, without a process collector dependency.
+        registry.register_with_unit(
+            "process_resident_memory",
+            "Resident memory of the operator process",
+            prometheus_client::registry::Unit::Bytes,
+            resident_bytes.clone(),
+        );
         Metrics {
             registry,
             reconciles,
@@ -69,6 +87,8 @@ impl Default for Metrics {
             reconcile_seconds,
             plugin_seconds,
             writes,
+            kept,
+            resident_bytes,
         }
     }
 }
@@ -95,12 +115,36 @@ impl Metrics {
         self.writes.get_or_create(&vec![("kind", kind)]).inc();
     }
 
+    /// How many entries `holder` keeps in memory now.
+    pub fn kept(&self, holder: &'static str, n: usize) {
+        self.kept
+            .get_or_create(&vec![("holder", holder)])
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
     pub fn render(&self) -> String {
+        if let Some(bytes) = resident_bytes() {
+            self.resident_bytes.set(bytes);
+        }
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = encode(&mut out, &self.registry);
         out
     }
+}
+
+/// VmRSS of /proc/self/status (Linux; elsewhere the gauge stays 0).
+fn resident_bytes() -> Option<i64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kib: i64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib * 1024)
 }
 
 pub fn metrics_router(metrics: Arc<Metrics>) -> Router {
@@ -132,7 +176,17 @@ mod tests {
         m.error("api");
         m.plugin_call("generate", Duration::from_micros(300));
         m.wrote("Deployment");
+        m.kept("drift_records", 3);
         let text = m.render();
+        assert!(
+            text.contains("llsd_kept_objects{holder=\"drift_records\"} 3"),
+            "{text}"
+        );
+        let rss = text
+            .lines()
+            .find_map(|l| l.strip_prefix("llsd_process_resident_memory_bytes "))
+            .and_then(|v| v.parse::<i64>().ok());
+        assert!(rss.is_some_and(|b| b > 1 << 20), "{text}");
         assert!(
             text.contains("llsd_reconciles_total{outcome=\"ok\"} 1"),
             "{text}"

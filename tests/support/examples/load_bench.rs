@@ -4,8 +4,9 @@
 //!      log: the admin user's writes minus the benchmark's own);
 //!   2. a sustained churn for `LLSD_LOAD_CHURN_MINUTES` (10) at `LLSD_LOAD_CHURN_RATE` (6)
 //!      operations a second, one create, one update (a new config) and one delete in turn, so
-//!      the count stays put: the operator's RSS every 30 s, and whether it is flat (the last
-//!      sample against the first after a minute of churn).
+//!      the count stays put: the operator's RSS every 30 s with what it keeps in memory
+//!      (`llsd_kept_objects`), and whether it is flat: the last sample against the first after
+//!      a minute of churn, and the slope over the last third of the churn.
 //!
 //! Run: `tests/bench/load.sh` (builds the release operator, starts the cluster).
 
@@ -14,9 +15,11 @@ use futures_util::StreamExt;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use llsd_test_support::bench::{
-    AuditTail, Killed, Seen, llsd, now_us, proc_stats, readyz, spawn_watches, wait_all_ready,
+    AuditTail, Killed, Seen, http_get, llsd, now_us, proc_stats, readyz, spawn_watches,
+    wait_all_ready,
 };
 use serde_json::json;
+use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -36,6 +39,40 @@ fn cr(name: &str, model: &str) -> Result<DynamicObject> {
                  "providers": {"inference": [{"provider": "vllm", "endpoint": "http://vllm:8000/v1"}]},
                  "resources": {"models": [{"name": model}]}},
     }))?)
+}
+
+/// `llsd_kept_objects` by holder, from the operator's `/metrics`.
+async fn kept(port: u16) -> BTreeMap<String, i64> {
+    let Ok((200, text)) = http_get(port, "/metrics").await else {
+        return BTreeMap::new();
+    };
+    text.lines()
+        .filter_map(|l| l.strip_prefix("llsd_kept_objects{holder=\""))
+        .filter_map(|l| {
+            let (holder, rest) = l.split_once("\"} ")?;
+            Some((holder.to_string(), rest.trim().parse().ok()?))
+        })
+        .collect()
+}
+
+/// Least-squares slope of (seconds, KiB) in MiB per minute.
+fn slope_mib_per_min(points: &[(f64, u64)]) -> f64 {
+    let n = points.len() as f64;
+    if n < 2.0 {
+        return 0.0;
+    }
+    let (sx, sy) = points
+        .iter()
+        .fold((0.0, 0.0), |(a, b), (x, y)| (a + x, b + *y as f64));
+    let (mx, my) = (sx / n, sy / n);
+    let (num, den) = points.iter().fold((0.0, 0.0), |(a, b), (x, y)| {
+        (a + (x - mx) * (*y as f64 - my), b + (x - mx) * (x - mx))
+    });
+    if den == 0.0 {
+        0.0
+    } else {
+        num / den * 60.0 / 1024.0
+    }
 }
 
 fn mib(kib: u64) -> f64 {
@@ -156,6 +193,7 @@ async fn main() -> Result<()> {
     let mut next_id = n;
     let mut ops = 0u64;
     let mut samples: Vec<(f64, u64)> = Vec::new();
+    let mut kept_samples: Vec<(f64, BTreeMap<String, i64>)> = Vec::new();
     let churn_start = Instant::now();
     let cpu1 = proc_stats(pid)?.cpu_seconds;
     let mut next_sample = Instant::now();
@@ -163,10 +201,9 @@ async fn main() -> Result<()> {
     while Instant::now() < end {
         tick.tick().await;
         if Instant::now() >= next_sample {
-            samples.push((
-                churn_start.elapsed().as_secs_f64(),
-                proc_stats(pid)?.rss_kib,
-            ));
+            let at = churn_start.elapsed().as_secs_f64();
+            samples.push((at, proc_stats(pid)?.rss_kib));
+            kept_samples.push((at, kept(29180).await));
             next_sample += Duration::from_secs(30);
         }
         match ops % 3 {
@@ -197,6 +234,7 @@ async fn main() -> Result<()> {
     }
     let churn = churn_start.elapsed();
     samples.push((churn.as_secs_f64(), proc_stats(pid)?.rss_kib));
+    kept_samples.push((churn.as_secs_f64(), kept(29180).await));
     let stats = proc_stats(pid)?;
     println!(
         "churn: {ops} operations in {:.0} s ({:.1}/s), {} CRs at the end, operator CPU {:.1} s",
@@ -223,6 +261,36 @@ async fn main() -> Result<()> {
         (last_rss as f64 / after_minute.max(1) as f64 - 1.0) * 100.0,
         mib(stats.peak_rss_kib)
     );
+    let tail: Vec<(f64, u64)> = samples
+        .iter()
+        .filter(|(s, _)| *s >= churn.as_secs_f64() * 2.0 / 3.0)
+        .copied()
+        .collect();
+    println!(
+        "churn: RSS slope over the last third ({} samples): {:+.3} MiB/min",
+        tail.len(),
+        slope_mib_per_min(&tail)
+    );
+    // What the operator keeps, every 5 minutes (the operator publishes it every 15 s).
+    let holders: Vec<String> = kept_samples
+        .last()
+        .map(|(_, k)| k.keys().cloned().collect())
+        .unwrap_or_default();
+    println!(
+        "churn: llsd_kept_objects every 5 min (s: {})",
+        holders.join(" ")
+    );
+    let mut next = 0.0;
+    for (at, k) in &kept_samples {
+        if *at >= next || Some(at) == kept_samples.last().map(|(a, _)| a) {
+            let row: Vec<String> = holders
+                .iter()
+                .map(|h| k.get(h).map_or("-".into(), |v| v.to_string()))
+                .collect();
+            println!("churn:   {at:.0}: {}", row.join(" "));
+            next = at + 300.0;
+        }
+    }
     drop(child);
     nss.delete(&ns, &Default::default()).await?;
     Ok(())
