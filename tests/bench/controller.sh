@@ -5,13 +5,9 @@ set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$HERE/../.."
 cd "$ROOT"
-echo "==> building the operator (release) and the benchmark client" >&2
-cargo build -q --release -p llama-stack-operator
-cargo build -q --release -p llsd-test-support --example controller-bench
-target_dir="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
-KUBECONFIG="$(tests/cluster/up | tail -n 1)"
-export KUBECONFIG
-KUBECTL="$(source tests/cluster/lib.sh; llsd_bin kubectl)"
+# shellcheck source=lib.sh
+source "$HERE/lib.sh"
+bench_prepare controller-bench
 # Installed when missing; an existing CRD (maybe with conversion configured by a test) stays.
 "$KUBECTL" get crd llamastackdistributions.llamastack.io >/dev/null 2>&1 \
   || "$target_dir/release/llama-stack-operator" crds | "$KUBECTL" apply --server-side -f - >/dev/null

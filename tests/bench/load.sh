@@ -7,14 +7,9 @@ set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$HERE/../.."
 cd "$ROOT"
-echo "==> building the operator (release) and the benchmark client" >&2
-cargo build -q --release -p llama-stack-operator
-cargo build -q --release -p llsd-test-support --example load-bench
-target_dir="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
-KUBECONFIG="$(tests/cluster/up | tail -n 1)"
-export KUBECONFIG
-KUBECTL="$(source tests/cluster/lib.sh; llsd_bin kubectl)"
-STATE="$(source tests/cluster/lib.sh; echo "$LLSD_STATE_DIR")"
+# shellcheck source=lib.sh
+source "$HERE/lib.sh"
+bench_prepare load-bench
 # The plain CRD (a test may have left conversion configured to a process that is gone).
 "$target_dir/release/llama-stack-operator" crds | "$KUBECTL" apply --server-side --force-conflicts -f - >/dev/null
 echo "==> ${LLSD_LOAD_CRS:-1000} CRs at once, then ${LLSD_LOAD_CHURN_MINUTES:-10} min of churn" >&2

@@ -80,11 +80,11 @@ fn record(line: &str) {
             .open(dir.join("last-run.txt"))
     {
         use std::io::Write;
-        let _ = writeln!(f, "{} {line}", chrono_now());
+        let _ = writeln!(f, "{} {line}", unix_time());
     }
 }
 
-fn chrono_now() -> String {
+fn unix_time() -> String {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -134,7 +134,7 @@ where
         match f().await {
             Ok(v) => return Ok(v),
             Err(e) if start.elapsed() < Duration::from_secs(90) => {
-                tracing_note(what, &e);
+                note_retry(what, &e);
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
             Err(e) => return Err(e).with_context(|| format!("{what} (retried for 90 s)")),
@@ -142,7 +142,8 @@ where
     }
 }
 
-fn tracing_note(what: &str, e: &llsd_test_support::kube::Error) {
+/// With `LLSD_CHAOS_VERBOSE`, says which write is being retried and why.
+fn note_retry(what: &str, e: &llsd_test_support::kube::Error) {
     if std::env::var_os("LLSD_CHAOS_VERBOSE").is_some() {
         eprintln!("chaos: {what}: {e}");
     }
@@ -540,9 +541,11 @@ async fn the_api_server_and_etcd_restart_during_a_rollout() -> Result<()> {
 
 async fn restart(component: &str) -> Result<()> {
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../cluster/restart");
-    let out = std::process::Command::new(&script)
+    // Not on the test's runtime thread: the script sleeps 3 s and waits for readiness.
+    let out = tokio::process::Command::new(&script)
         .args([component, "3"])
         .output()
+        .await
         .with_context(|| format!("running {}", script.display()))?;
     ensure!(
         out.status.success(),
