@@ -9,9 +9,15 @@ export CARGO_TARGET_DIR ?= $(CACHE_DIR)/target
 export CARGO_TERM_COLOR ?= never
 OPERATOR := $(CARGO_TARGET_DIR)/debug/llama-stack-operator
 LLVM_COV_VERSION := 0.6.21
+# One `make test` run's operator logs and start time, for its last step (secret-scan).
+TEST_RUN_DIR := $(CACHE_DIR)/test-run
+TEST_LOG_DIR := $(TEST_RUN_DIR)/operator-logs
+SCAN_MIN_VALUES ?= 1
+SCAN_MIN_WRITES ?= 1
+SCAN_MIN_LOGS ?= 1
 COVERAGE_MIN := 80
 
-.PHONY: demo demo-down test wasm-target toolchain-tests node-tests playground playground-tests bench-playground acme-plugin toolchain build lint unit coverage golden crds python-tests cluster-tests fuzz chaos bench bench-cluster bench-upstream configs-check clean-cache
+.PHONY: demo demo-down test wasm-target toolchain-tests node-tests playground playground-tests bench-playground acme-plugin toolchain build lint unit coverage golden crds python-tests cluster-tests fuzz chaos bench bench-cluster bench-upstream configs-check clean-cache secret-scan
 
 ## demo: a local control plane with a real node, the operator, a sample LlamaStackDistribution
 ## reconciled to Ready (the real llama-stack server passing its probes), what was generated,
@@ -25,15 +31,29 @@ demo-down:
 
 ## test: every test: format, lint, engine unit/golden/property tests with coverage, the CLI,
 ## the real llama-stack validation and server start, the real control plane, the real node.
+## The last step scans the run's audit logs and operator logs for Secret values (secret-scan).
 test: toolchain lint coverage
+	@rm -rf $(TEST_RUN_DIR) && mkdir -p $(TEST_LOG_DIR) && date -u +%Y-%m-%dT%H:%M:%SZ >$(TEST_RUN_DIR)/started
 	@echo "==> operator crate tests (plugin host, component, hostile and vendor plugins)"
 	cargo test -p llama-stack-operator
 	cargo test -p acme-llama-stack-plugin
 	@$(MAKE) --no-print-directory toolchain-tests
 	@$(MAKE) --no-print-directory python-tests
 	@$(MAKE) --no-print-directory playground-tests
-	@$(MAKE) --no-print-directory cluster-tests
-	@$(MAKE) --no-print-directory node-tests
+	@LLSD_TEST_LOG_DIR=$(TEST_LOG_DIR) $(MAKE) --no-print-directory cluster-tests
+	@LLSD_TEST_LOG_DIR=$(TEST_LOG_DIR) $(MAKE) --no-print-directory node-tests
+	@$(MAKE) --no-print-directory secret-scan
+
+## secret-scan: no value of a Secret written since `make test` started (both control planes'
+## audit logs: tests/cluster/up logs every write's body) in any other object written, nor in
+## any operator log of the run (at trace level). Issue 19 §3; tests/support/src/secret_scan.rs.
+secret-scan:
+	@echo "==> the run-wide Secret scan: audit logs of both control planes, the operators' logs"
+	cargo run -q -p llsd-test-support --example secret-scan -- \
+		--since "$$(cat $(TEST_RUN_DIR)/started 2>/dev/null || true)" \
+		--audit-dir $(CACHE_DIR)/cluster/logs --audit-dir $(CACHE_DIR)/node/cluster/logs \
+		--logs $(TEST_LOG_DIR) --logs $(CACHE_DIR)/node/cluster/logs/operator-demo.log \
+		--min-values $(SCAN_MIN_VALUES) --min-writes $(SCAN_MIN_WRITES) --min-logs $(SCAN_MIN_LOGS)
 
 ## wasm-target: the wasm32-wasip2 target every operator build needs (host/build.rs compiles
 ## the embedded plugin with it). A fresh rustup has only the host target.

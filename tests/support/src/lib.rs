@@ -27,6 +27,7 @@ pub mod bench;
 pub mod kubectl;
 pub mod ports;
 pub mod registry;
+pub mod secret_scan;
 
 pub use kubectl::kubectl;
 

@@ -290,3 +290,70 @@ fn can_i_rows_parse_resources_urls_names_and_verbs() -> Result<()> {
     ensure!(rows == want, "{rows:#?}");
     Ok(())
 }
+
+/// Issue 19 §3: `make test`'s last step (`make secret-scan`) takes the Secret values from the
+/// API server's audit log and scans every other write's body there, so both must be logged
+/// with their bodies (tests/cluster/up's audit policy): a Secret's value is read back from its
+/// write, and the ConfigMap written beside it is scanned and found clean.
+#[tokio::test]
+async fn the_audit_log_keeps_write_bodies_for_the_run_wide_secret_scan() -> Result<()> {
+    use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+    use kube::api::PostParams;
+    use llsd_test_support::secret_scan::{AuditWrite, Scanner, audit_write};
+    use llsd_test_support::{eventually, k8s_openapi, kube};
+
+    let client = client().await?;
+    let ns = TestNamespace::create(&client, "audit-bodies").await?;
+    let offset = common::operator::audit_offset()?;
+    let value = unique_name("audit-probe-value");
+    let secret: Secret = serde_json::from_value(
+        json!({"metadata": {"name": "probe"}, "stringData": {"token": value}}),
+    )?;
+    ns.api::<Secret>()
+        .create(&PostParams::default(), &secret)
+        .await?;
+    let cm: ConfigMap = serde_json::from_value(
+        json!({"metadata": {"name": "probe"}, "data": {"note": "no credential here"}}),
+    )?;
+    ns.api::<ConfigMap>()
+        .create(&PostParams::default(), &cm)
+        .await?;
+    let path = common::operator::audit_log()?;
+    let (values, cm_body) = eventually(
+        "both writes in the audit log, with their bodies",
+        Duration::from_secs(20),
+        || async {
+            let text = std::fs::read(&path)?;
+            let text = String::from_utf8_lossy(text.get(offset as usize..).unwrap_or_default())
+                .into_owned();
+            let (mut values, mut cm_body) = (Vec::new(), None);
+            for line in text.lines().filter(|l| l.contains(ns.name())) {
+                match audit_write(line, None) {
+                    Some(AuditWrite::Secret(v)) => values.extend(v),
+                    Some(AuditWrite::Other { place, body }) if place.contains("configmaps") => {
+                        cm_body = Some(body)
+                    }
+                    _ => {}
+                }
+            }
+            Ok(cm_body.filter(|_| !values.is_empty()).map(|b| (values, b)))
+        },
+    )
+    .await?;
+    ensure!(
+        values.iter().any(|v| v.value == value),
+        "the Secret's write in the audit log does not carry its value: {values:?}"
+    );
+    let scanner = Scanner::new(values)?;
+    ensure!(
+        scanner.scan(&cm_body, "the ConfigMap").is_empty(),
+        "the clean ConfigMap was reported: {cm_body}"
+    );
+    ensure!(
+        !scanner
+            .scan(&format!("{cm_body} {value}"), "a leak")
+            .is_empty(),
+        "a body holding the value was not reported"
+    );
+    ns.delete().await
+}

@@ -15,6 +15,32 @@ pub struct Operator {
     pub log: PathBuf,
 }
 
+/// Numbers the logs of one test process: an operator restarted on the same namespace and
+/// port (the chaos suite) gets a new file, and the run-wide scan reads every one.
+static LOG_COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// Where operator logs go: `LLSD_TEST_LOG_DIR` (`make test` sets it; its last step scans
+/// every file there for Secret values, issue 19 §3), else the temp dir.
+fn log_dir() -> Result<PathBuf> {
+    let dir = std::env::var_os("LLSD_TEST_LOG_DIR")
+        .filter(|d| !d.is_empty())
+        .map_or_else(
+            || std::env::temp_dir().join(format!("llsd-operator-logs-{}", std::process::id())),
+            PathBuf::from,
+        );
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    Ok(dir)
+}
+
+/// `RUST_LOG` of the test operators: `LLSD_TEST_RUST_LOG`, else every target at trace: the
+/// most verbose level, where the run-wide Secret scan must still find nothing.
+fn log_filter() -> String {
+    std::env::var("LLSD_TEST_RUST_LOG")
+        .ok()
+        .filter(|f| !f.is_empty())
+        .unwrap_or_else(|| "trace".to_string())
+}
+
 /// The operator binary: `LLSD_OPERATOR_BIN`, which tests/cluster/run-tests.sh sets. A test
 /// that cannot find it fails: it never quietly skips.
 pub fn binary() -> Result<PathBuf> {
@@ -68,8 +94,12 @@ impl Operator {
     ) -> Result<Operator> {
         let bin = binary()?;
         let (metrics_port, probe_port) = (free_port()?, free_port()?);
-        let log = std::env::temp_dir().join(format!("llsd-operator-{ns}-{webhook_port}.log"));
-        let out = std::fs::File::create(&log)?;
+        let log = log_dir()?.join(format!(
+            "llsd-operator-{ns}-{webhook_port}-{}.log",
+            LOG_COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        let out = std::fs::File::create(&log)
+            .with_context(|| format!("creating the operator's log {}", log.display()))?;
         let err = out.try_clone()?;
         let mut cmd = Command::new(&bin);
         cmd.args([
@@ -94,7 +124,7 @@ impl Operator {
             &format!("absent-{ns}"),
         ])
         .args(extra)
-        .env("RUST_LOG", "info")
+        .env("RUST_LOG", log_filter())
         .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(out)
