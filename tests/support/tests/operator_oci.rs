@@ -369,7 +369,7 @@ async fn private_image_is_read_with_the_service_accounts_pull_secret() -> Result
     let (_, yaml) = generated_config(&ns, &cr).await?;
     ensure!(yaml == config);
     ensure!(
-        !op.log_text().contains(password),
+        !op.full_log().contains(password),
         "the password is in the operator log"
     );
     let _ = std::fs::remove_file(&ca);
@@ -423,10 +423,11 @@ async fn vendor_plugin_by_digest_serves_its_distribution() -> Result<()> {
     );
     let dep = ns.api::<Deployment>().get("acme").await?;
     ensure!(image(&dep).as_deref() == Some("quay.io/acme/llama-stack-enterprise:1.2.0"));
-    let log = op.log_text();
+    let log = op.full_log();
     ensure!(
         log.contains("vendor plugin refused") && log.contains(&"0".repeat(64)),
-        "the unknown digest is refused with its reference:\n{log}"
+        "the unknown digest is refused with its reference:\n{}",
+        op.log_text()
     );
     let _ = std::fs::remove_file(&plugins);
     ns.delete().await

@@ -15,6 +15,25 @@ pub struct Operator {
     pub log: PathBuf,
 }
 
+/// A DEBUG or TRACE line of the text format: `<time> <LEVEL> ...`, maybe in ANSI colours.
+fn verbose(line: &str) -> bool {
+    let mut plain = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // CSI: ESC [ parameters, ended by a letter.
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            plain.push(c);
+        }
+    }
+    matches!(plain.split_whitespace().nth(1), Some("DEBUG" | "TRACE"))
+}
+
 /// Numbers the logs of one test process: an operator restarted on the same namespace and
 /// port (the chaos suite) gets a new file, and the run-wide scan reads every one.
 static LOG_COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
@@ -173,11 +192,22 @@ impl Operator {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    /// The last 60 lines of the log, for a failure message.
+    /// The last 60 lines at INFO and above, for a failure message (the tests log at trace:
+    /// an assertion on the log reads [`Operator::full_log`]).
     pub fn log_text(&self) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let tail: Vec<&str> = text.lines().rev().take(60).collect();
-        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        let tail: Vec<&str> = text
+            .lines()
+            .filter(|l| !verbose(l))
+            .rev()
+            .take(60)
+            .collect();
+        let mut out = tail.into_iter().rev().collect::<Vec<_>>().join("\n");
+        out.push_str(&format!(
+            "\n(DEBUG and TRACE lines left out: {})",
+            self.log.display()
+        ));
+        out
     }
 
     /// `/metrics` as text.
