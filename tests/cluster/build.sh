@@ -5,6 +5,7 @@
 #             and for tests/node: kubelet, kube-proxy (k8s.io/kubernetes v1.36.5)
 #   etcd/  -> etcd (go.etcd.io/etcd/server/v3 v3.6.16)
 #   kwok/  -> kwok (sigs.k8s.io/kwok v0.8.0)
+#   helm/  -> helm (helm.sh/helm/v4; the chart tests, issue 20)
 #   ../node/coredns/ -> coredns (github.com/coredns/coredns, a few plugins only; tests/node)
 # Binaries land in ${LLSD_CACHE_DIR:-$HOME/.cache/llama-stack-operator}/k8s-bin/<component>-<version>/<component>.
 #
@@ -23,6 +24,7 @@ _llsd_modver() { awk -v m="$2" '($1 == "require" ? $2 : $1) == m { print ($1 == 
 KUBE_VERSION="$(_llsd_modver kube k8s.io/kubernetes)"
 ETCD_VERSION="$(_llsd_modver etcd go.etcd.io/etcd/server/v3)"
 KWOK_VERSION="$(_llsd_modver kwok sigs.k8s.io/kwok)"
+HELM_VERSION="$(_llsd_modver helm helm.sh/helm/v4)"
 COREDNS_VERSION="$(_llsd_modver ../node/coredns github.com/coredns/coredns)"
 
 llsd_component_version() {
@@ -30,6 +32,7 @@ llsd_component_version() {
     kube-apiserver|kube-controller-manager|kube-scheduler|kubectl|kubelet|kube-proxy) echo "$KUBE_VERSION" ;;
     etcd) echo "$ETCD_VERSION" ;;
     kwok) echo "$KWOK_VERSION" ;;
+    helm) echo "$HELM_VERSION" ;;
     coredns) echo "$COREDNS_VERSION" ;;
     *) echo "unknown component: $1" >&2; return 1 ;;
   esac
@@ -66,6 +69,10 @@ _llsd_build_one() {
       done ;;
     etcd) moddir="$LLSD_CLUSTER_SRC/etcd"; pkg="go.etcd.io/etcd/server/v3"; est="~1.5" ;;
     kwok) moddir="$LLSD_CLUSTER_SRC/kwok"; pkg="sigs.k8s.io/kwok/cmd/kwok"; est="~2.5" ;;
+    helm)
+      moddir="$LLSD_CLUSTER_SRC/helm"; pkg="helm.sh/helm/v4/cmd/helm"; est="~3"
+      # `helm version` says which release it is.
+      ldflags+=" -X helm.sh/helm/v4/internal/version.version=$HELM_VERSION" ;;
     # Our own main package (the plugins the node needs), not the stock binary.
     coredns) moddir="$LLSD_CLUSTER_SRC/../node/coredns"; pkg="."; est="~2" ;;
   esac

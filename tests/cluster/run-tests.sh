@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the smoke tests against the real control plane:
-#   up  ->  KUBECONFIG=<path> LLSD_KUBECTL=<kubectl> LLSD_OPERATOR_BIN=<operator> cargo test -p llsd-test-support [ARGS...]  ->  down
+#   up  ->  KUBECONFIG=<path> LLSD_KUBECTL=<kubectl> LLSD_HELM=<helm> LLSD_OPERATOR_BIN=<operator> cargo test -p llsd-test-support [ARGS...]  ->  down
 # A cluster that was already running (started by hand, or by another run that
 # is still going) is left running. The cluster is stopped only by the last
 # run-tests.sh using it, and only if a run-tests.sh started it (marker
@@ -67,8 +67,10 @@ echo "run-tests: building the operator binary" >&2
 cargo build -p llama-stack-operator || exit 1
 # The OCI tests push to a real registry on loopback (tests/support/src/registry.rs).
 "$HERE/../registry/install.sh" || exit 1
+# The chart tests (tests/support/tests/helm.rs) lint, render and install with a real helm.
+"$HERE/build.sh" helm || exit 1
 target_dir="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
-KUBECONFIG="$kubeconfig" LLSD_KUBECTL="$(llsd_bin kubectl)" \
+KUBECONFIG="$kubeconfig" LLSD_KUBECTL="$(llsd_bin kubectl)" LLSD_HELM="$(llsd_bin helm)" \
   LLSD_OPERATOR_BIN="$target_dir/debug/llama-stack-operator" \
   cargo test -p llsd-test-support "$@"
 rc=$?

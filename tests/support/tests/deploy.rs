@@ -19,7 +19,8 @@ use anyhow::{Context, Result, bail, ensure};
 use llsd_test_support::k8s_openapi::api::core::v1::{Namespace, Pod, ServiceAccount};
 use llsd_test_support::kube::api::{Api, Patch, PatchParams, PostParams};
 use llsd_test_support::{TestNamespace, client, eventually, kubectl, unique_name};
-use serde::Deserialize;
+mod common;
+use common::manifests::{same, yaml_docs};
 use serde_json::{Value, json};
 
 const NS: &str = "llama-stack-operator-system";
@@ -47,17 +48,6 @@ fn deploy_path(entry: &str) -> PathBuf {
 struct Build {
     entry: &'static str,
     docs: Vec<Value>,
-}
-
-fn yaml_docs(text: &str) -> Result<Vec<Value>> {
-    let mut docs = Vec::new();
-    for doc in serde_yaml::Deserializer::from_str(text) {
-        let v = Value::deserialize(doc).context("parsing a YAML document")?;
-        if !v.is_null() {
-            docs.push(v);
-        }
-    }
-    Ok(docs)
 }
 
 fn build(entry: &'static str) -> Result<Build> {
@@ -255,20 +245,6 @@ fn without(mut crd: Value, conversion: bool) -> Value {
         .as_object_mut()
         .map(|m| m.remove("annotations"));
     crd
-}
-
-/// Equal, numbers compared by value (kustomize prints the schema's `minimum: 1.0` as `1`).
-fn same(a: &Value, b: &Value) -> bool {
-    match (a, b) {
-        (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
-        (Value::Array(x), Value::Array(y)) => {
-            x.len() == y.len() && x.iter().zip(y).all(|(x, y)| same(x, y))
-        }
-        (Value::Object(x), Value::Object(y)) => {
-            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| same(v, w)))
-        }
-        _ => a == b,
-    }
 }
 
 fn check_crd(b: &Build, endpoint: &Endpoint) -> Result<()> {

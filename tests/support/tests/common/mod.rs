@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod cr;
+pub mod manifests;
 pub mod node;
 pub mod operator;
 pub mod samples;
