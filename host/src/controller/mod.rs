@@ -212,6 +212,20 @@ impl Context {
         }
     }
 
+    /// Drops the drift records of CRs no longer in the store. A pass still running when its CR
+    /// was deleted records after the Delete event dropped the rest (issue 19: 25 such entries
+    /// after 40 minutes of churn), and without a relist nothing else removes them.
+    fn forget_deleted(&self, crs: &Store<LlamaStackDistribution>) {
+        let live: std::collections::HashSet<String> = crs
+            .state()
+            .iter()
+            .filter_map(|cr| cr.metadata.uid.clone())
+            .collect();
+        if let Ok(mut map) = self.generations.lock() {
+            forget_unlisted(&mut map, &live);
+        }
+    }
+
     /// Whether the live generation differs from the one we last wrote. An object we have not
     /// seen since start is taken as is (no write at start-up for an unchanged world).
     fn drifted(&self, key: &str, live: Option<i64>) -> bool {
@@ -251,6 +265,11 @@ fn drift_key<K: Resource<DynamicType = ()>>(obj: &K) -> String {
         obj.meta().namespace.as_deref().unwrap_or_default(),
         obj.meta().name.as_deref().unwrap_or_default()
     )
+}
+
+/// Removes the entries owned by a CR that is not in `live` (entries without an owner stay).
+fn forget_unlisted(map: &mut HashMap<String, i64>, live: &std::collections::HashSet<String>) {
+    forget_owners(map, |owner| !owner.is_empty() && !live.contains(owner));
 }
 
 /// Removes the entries of the owners `gone` says are gone.
@@ -547,6 +566,7 @@ pub async fn run(
         let mut every = tokio::time::interval(Duration::from_secs(15));
         loop {
             every.tick().await;
+            kept_ctx.forget_deleted(&kept_crs);
             kept_ctx.publish_kept(&kept_crs, &kept_caches);
         }
     });
@@ -645,6 +665,20 @@ pub fn retry() -> Action {
 #[cfg(test)]
 mod drift_key_tests {
     use super::*;
+
+    #[test]
+    fn records_of_crs_gone_from_the_store_are_swept() {
+        let mut map = HashMap::from([
+            ("uid-live|Deployment/ns/a".to_string(), 1),
+            ("uid-gone|Deployment/ns/b".to_string(), 2),
+            ("uid-gone|Service/ns/b".to_string(), 1),
+            ("|ConfigMap/other/ca".to_string(), 3),
+        ]);
+        forget_unlisted(&mut map, &["uid-live".to_string()].into());
+        let mut left: Vec<&str> = map.keys().map(String::as_str).collect();
+        left.sort();
+        assert_eq!(left, ["uid-live|Deployment/ns/a", "|ConfigMap/other/ca"]);
+    }
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 
     fn owned(name: &str, owner_uid: &str) -> Deployment {
@@ -678,3 +712,4 @@ mod drift_key_tests {
         );
     }
 }
+
