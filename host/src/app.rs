@@ -80,8 +80,24 @@ pub async fn run(args: RunArgs) -> Result<(), AppError> {
             &namespace,
             &registry,
         ),
-        serving_certificate(&args, &client, &namespace),
+        serving_certificate(&args, &client, &namespace, &metrics),
     )?;
+    // The plugins in use and those refused, for /metrics (the refusals are logged).
+    let loaded: Vec<(String, String, String)> = plugins
+        .plugins()
+        .map(|p| {
+            let info = p.info();
+            (
+                info.map_or_else(|| p.name().to_string(), |i| i.name.clone()),
+                info.map(|i| i.version.clone()).unwrap_or_default(),
+                p.digest().to_string(),
+            )
+        })
+        .collect();
+    metrics.plugins_loaded(&loaded);
+    for _ in 0..plugins.refused() {
+        metrics.plugin_load_failed();
+    }
     // The CA goes into the webhook configurations and the CRD while the probes and webhooks
     // start. Readiness waits for the webhook configurations, the controller for the CRD
     // (below): a CRD update has the API server rebuild the resource's handler (150 ms on a
@@ -139,9 +155,13 @@ pub async fn run(args: RunArgs) -> Result<(), AppError> {
         })?;
     let tls = store.tls_config()?;
     let mut stop = stop_rx.clone();
+    let timed = router(hooks).layer(axum::middleware::from_fn_with_state(
+        metrics.clone(),
+        time_webhook,
+    ));
     tokio::spawn(async move {
         tokio::select! {
-            r = serve(listener, tls, router(hooks)) => if let Err(e) = r { tracing::error!(error = %e, "webhook server stopped") },
+            r = serve(listener, tls, timed) => if let Err(e) = r { tracing::error!(error = %e, "webhook server stopped") },
             _ = stop.wait_for(|s| *s) => {}
         }
     });
@@ -152,6 +172,7 @@ pub async fn run(args: RunArgs) -> Result<(), AppError> {
         store,
         served,
         stop_rx.clone(),
+        metrics.clone(),
     ));
     tracing::info!(port = args.webhook_port, "webhooks serving");
 
@@ -431,6 +452,7 @@ async fn serving_certificate(
     args: &RunArgs,
     client: &kube::Client,
     ns: &str,
+    metrics: &Metrics,
 ) -> Result<(Arc<CertStore>, Option<String>, Option<String>), AppError> {
     match args.cert_mode {
         CertMode::Operator => {
@@ -441,7 +463,9 @@ async fn serving_certificate(
                 &dns_names(args, ns),
                 SystemTime::now(),
             )
-            .await?;
+            .await
+            .inspect_err(|_| metrics.certificate_checked(None))?;
+            metrics.certificate_checked(Some(c.not_after));
             let store = CertStore::new(c.cert_pem.as_bytes(), c.key_pem.as_bytes())?;
             Ok((store, Some(c.cert_pem), Some(c.ca_pem)))
         }
@@ -510,6 +534,24 @@ fn read_cert_files(dir: &Path) -> Result<(Vec<u8>, Vec<u8>), AppError> {
     Ok((read("tls.crt")?, read("tls.key")?))
 }
 
+/// Records how long each webhook request took (`llsd_webhook_request_duration_seconds`).
+async fn time_webhook(
+    axum::extract::State(metrics): axum::extract::State<Arc<Metrics>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let endpoint = match req.uri().path() {
+        crate::api::crd::CONVERSION_PATH => "convert",
+        crate::webhook::MUTATE_PATH => "mutate",
+        crate::webhook::VALIDATE_PATH => "validate",
+        _ => "other",
+    };
+    let started = Instant::now();
+    let response = next.run(req).await;
+    metrics.webhook_request(endpoint, started.elapsed());
+    response
+}
+
 /// Renews operator certificates before expiry, or reloads cert-manager's files when they
 /// change (compared by content: kubelet swaps a symlink, which file events miss).
 async fn rotate(
@@ -519,6 +561,7 @@ async fn rotate(
     store: Arc<CertStore>,
     mut served: Option<String>,
     mut stop: watch::Receiver<bool>,
+    metrics: Arc<Metrics>,
 ) {
     let every = Duration::from_secs(args.cert_check_seconds.max(1));
     let mut last = read_cert_files(&args.cert_dir).ok();
@@ -538,6 +581,7 @@ async fn rotate(
             .await
             {
                 Ok((c, renewed)) => {
+                    metrics.certificate_checked(Some(c.not_after));
                     // Every check: the CA goes in first (no write when it is there already, so a
                     // failed injection is retried), then whatever certificate the Secret holds
                     // is served, also when another replica renewed it.
@@ -555,7 +599,10 @@ async fn rotate(
                         }
                     }
                 }
-                Err(e) => tracing::error!(error = %e, "certificate renewal failed; retrying"),
+                Err(e) => {
+                    metrics.certificate_checked(None);
+                    tracing::error!(error = %e, "certificate renewal failed; retrying");
+                }
             },
             CertMode::External => {
                 let Ok(now) = read_cert_files(&args.cert_dir) else {

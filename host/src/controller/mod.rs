@@ -152,6 +152,9 @@ impl Context {
             self.failures.lock().map_or(0, |f| f.len()),
         );
         m.kept("followed_servers", self.servers.followed());
+        let (by_phase, not_ready) =
+            distributions(&crs.state(), k8s_openapi::jiff::Timestamp::now());
+        m.distributions(&by_phase, not_ready);
     }
 
     /// The wait before retrying a CR whose registry read failed: 5 s, doubling per
@@ -265,6 +268,45 @@ fn drift_key<K: Resource<DynamicType = ()>>(obj: &K) -> String {
         obj.meta().namespace.as_deref().unwrap_or_default(),
         obj.meta().name.as_deref().unwrap_or_default()
     )
+}
+
+/// CRs by phase (no status yet counts as Pending), and the longest one has been out of
+/// Ready: since its `Available` condition last changed, or since its creation before it has
+/// one. Deleted CRs (Terminating) count by phase only.
+fn distributions(
+    crs: &[Arc<LlamaStackDistribution>],
+    now: k8s_openapi::jiff::Timestamp,
+) -> (Vec<(&'static str, usize)>, Duration) {
+    use crate::api::shared::Phase;
+    let phases = [
+        (Phase::Pending, "Pending"),
+        (Phase::Initializing, "Initializing"),
+        (Phase::Ready, "Ready"),
+        (Phase::Failed, "Failed"),
+        (Phase::Terminating, "Terminating"),
+    ];
+    let mut counts: Vec<(&'static str, usize)> = phases.iter().map(|(_, n)| (*n, 0)).collect();
+    let mut longest = Duration::ZERO;
+    for cr in crs {
+        let status = cr.status.as_ref();
+        let phase = status.and_then(|s| s.phase).unwrap_or_default();
+        if let Some(i) = phases.iter().position(|(p, _)| *p == phase) {
+            counts[i].1 += 1;
+        }
+        if matches!(phase, Phase::Ready | Phase::Terminating) {
+            continue;
+        }
+        let since = status
+            .and_then(|s| s.conditions.as_ref())
+            .and_then(|cs| cs.iter().find(|c| c.type_ == "Available"))
+            .map(|c| c.last_transition_time.0)
+            .or_else(|| cr.metadata.creation_timestamp.as_ref().map(|t| t.0));
+        if let Some(since) = since {
+            let secs = now.as_second().saturating_sub(since.as_second());
+            longest = longest.max(Duration::from_secs(u64::try_from(secs).unwrap_or(0)));
+        }
+    }
+    (counts, longest)
 }
 
 /// Removes the entries owned by a CR that is not in `live` (entries without an owner stay).
@@ -713,3 +755,53 @@ mod drift_key_tests {
     }
 }
 
+#[cfg(test)]
+mod distribution_metric_tests {
+    use super::*;
+    use k8s_openapi::jiff::Timestamp;
+
+    fn cr(name: &str, created: &str, status: serde_json::Value) -> Arc<LlamaStackDistribution> {
+        let v = serde_json::json!({
+            "apiVersion": "llamastack.io/v1alpha2", "kind": "LlamaStackDistribution",
+            "metadata": {"name": name, "namespace": "ns", "creationTimestamp": created},
+            "spec": {"distribution": {"name": "starter"}},
+            "status": status,
+        });
+        Arc::new(serde_json::from_value(v).expect("a CR"))
+    }
+
+    #[test]
+    fn phases_are_counted_and_the_longest_not_ready_is_measured_from_available() {
+        let now: Timestamp = "2026-12-08T03:00:00Z".parse().expect("time");
+        let available = |status: &str, at: &str| {
+            serde_json::json!([{"type": "Available", "status": status, "reason": "R",
+                                "message": "", "lastTransitionTime": at}])
+        };
+        let crs = [
+            cr(
+                "ready",
+                "2026-12-08T01:00:00Z",
+                serde_json::json!({"phase": "Ready",
+                "conditions": available("True", "2026-12-08T01:05:00Z")}),
+            ),
+            // Never reconciled: out of Ready since it was created, 20 minutes ago.
+            cr("new", "2026-12-08T02:40:00Z", serde_json::Value::Null),
+            // Ready once, lost its pods 5 minutes ago (created long before).
+            cr(
+                "lost",
+                "2026-12-07T03:00:00Z",
+                serde_json::json!({"phase": "Initializing",
+                "conditions": available("False", "2026-12-08T02:55:00Z")}),
+            ),
+        ];
+        let (by_phase, longest) = distributions(&crs, now);
+        let count = |p: &str| by_phase.iter().find(|(n, _)| *n == p).map(|(_, c)| *c);
+        assert_eq!(count("Ready"), Some(1));
+        assert_eq!(count("Pending"), Some(1));
+        assert_eq!(count("Initializing"), Some(1));
+        assert_eq!(count("Failed"), Some(0));
+        assert_eq!(longest, Duration::from_secs(20 * 60));
+        let (_, none) = distributions(&crs[..1], now);
+        assert_eq!(none, Duration::ZERO);
+    }
+}

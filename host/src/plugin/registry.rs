@@ -47,6 +47,8 @@ pub struct LoadFailure {
 pub struct PluginRegistry {
     builtin: Plugin,
     vendors: Vec<Plugin>,
+    /// How many configured vendor plugins were refused.
+    refused: usize,
 }
 
 impl PluginRegistry {
@@ -71,7 +73,20 @@ impl PluginRegistry {
                 }
             }
         }
-        Ok((PluginRegistry { builtin, vendors }, failures))
+        let refused = failures.len();
+        Ok((
+            PluginRegistry {
+                builtin,
+                vendors,
+                refused,
+            },
+            failures,
+        ))
+    }
+
+    /// How many configured vendor plugins were refused at load.
+    pub fn refused(&self) -> usize {
+        self.refused
     }
 
     pub fn builtin(&self) -> &Plugin {

@@ -25,6 +25,34 @@ pub struct Metrics {
     writes: Family<Labels, Counter>,
     kept: Family<Labels, Gauge>,
     resident_bytes: Gauge,
+    webhook_seconds: HistogramFamily,
+    cert_renewals: Family<Labels, Counter>,
+    cert_expiry: Gauge,
+    plugin_load_failures: Counter,
+    plugins: Family<Vec<(&'static str, String)>, Gauge>,
+    distributions: Family<Labels, Gauge>,
+    not_ready_seconds: Gauge,
+}
+
+/// The kinds `llsd_api_writes_total` counts (what the controller writes).
+const WRITE_KINDS: &[&str] = &[
+    "ConfigMap",
+    "Deployment",
+    "Service",
+    "ServiceAccount",
+    "Secret",
+    "PersistentVolumeClaim",
+    "PodDisruptionBudget",
+    "HorizontalPodAutoscaler",
+    "NetworkPolicy",
+    "Ingress",
+    "Event",
+    "LlamaStackDistribution/status",
+];
+
+fn webhook_histogram() -> Histogram {
+    // 1 ms .. ~16 s (the webhooks' timeout is 10 s)
+    Histogram::new(exponential_buckets(0.001, 2.0, 15))
 }
 
 fn plugin_histogram() -> Histogram {
@@ -80,6 +108,67 @@ impl Default for Metrics {
             prometheus_client::registry::Unit::Bytes,
             resident_bytes.clone(),
         );
+        let webhook_seconds: HistogramFamily = Family::new_with_constructor(webhook_histogram);
+        registry.register(
+            "webhook_request_duration_seconds",
+            "Time to answer one webhook request, by endpoint (convert, mutate, validate)",
+            webhook_seconds.clone(),
+        );
+        let cert_renewals = Family::<Labels, Counter>::default();
+        registry.register(
+            "certificate_checks",
+            "Checks of the operator-issued webhook certificate, by outcome (ok, failed)",
+            cert_renewals.clone(),
+        );
+        let cert_expiry = Gauge::default();
+        registry.register(
+            "certificate_expiry_timestamp_seconds",
+            "When the served webhook certificate expires (Unix time; 0 until known)",
+            cert_expiry.clone(),
+        );
+        let plugin_load_failures = Counter::default();
+        registry.register(
+            "plugin_load_failures",
+            "Vendor plugins refused (unreadable, wrong digest, not fetched, not a plugin)",
+            plugin_load_failures.clone(),
+        );
+        let plugins = Family::<Vec<(&'static str, String)>, Gauge>::default();
+        registry.register(
+            "plugin_info",
+            "The loaded plugins: 1 per plugin, with its name, version and digest",
+            plugins.clone(),
+        );
+        let distributions = Family::<Labels, Gauge>::default();
+        registry.register(
+            "distributions",
+            "LlamaStackDistributions by status phase",
+            distributions.clone(),
+        );
+        let not_ready_seconds = Gauge::default();
+        registry.register_with_unit(
+            "distribution_not_ready_max",
+            "How long the LlamaStackDistribution that has been out of Ready the longest has been (0: all Ready)",
+            prometheus_client::registry::Unit::Seconds,
+            not_ready_seconds.clone(),
+        );
+        // Every label value known up front starts at 0: the families are on /metrics from the
+        // start (a dashboard and the alerts find them), and rate() sees the first increase.
+        for outcome in ["ok", "failed", "error"] {
+            let _ = reconciles.get_or_create(&vec![("outcome", outcome)]);
+        }
+        for kind in ["api", "build", "encode", "join", "metadata", "not_running"] {
+            let _ = errors.get_or_create(&vec![("kind", kind)]);
+        }
+        for kind in WRITE_KINDS {
+            let _ = writes.get_or_create(&vec![("kind", *kind)]);
+        }
+        let _ = plugin_seconds.get_or_create(&vec![("call", "generate")]);
+        for endpoint in ["convert", "mutate", "validate"] {
+            let _ = webhook_seconds.get_or_create(&vec![("endpoint", endpoint)]);
+        }
+        for outcome in ["ok", "failed"] {
+            let _ = cert_renewals.get_or_create(&vec![("outcome", outcome)]);
+        }
         Metrics {
             registry,
             reconciles,
@@ -89,6 +178,13 @@ impl Default for Metrics {
             writes,
             kept,
             resident_bytes,
+            webhook_seconds,
+            cert_renewals,
+            cert_expiry,
+            plugin_load_failures,
+            plugins,
+            distributions,
+            not_ready_seconds,
         }
     }
 }
@@ -120,6 +216,52 @@ impl Metrics {
         self.kept
             .get_or_create(&vec![("holder", holder)])
             .set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
+    pub fn webhook_request(&self, endpoint: &'static str, took: Duration) {
+        self.webhook_seconds
+            .get_or_create(&vec![("endpoint", endpoint)])
+            .observe(took.as_secs_f64());
+    }
+
+    /// A check of the operator-issued certificate; `expires` (Unix seconds) when it worked.
+    pub fn certificate_checked(&self, expires: Option<u64>) {
+        let outcome = if expires.is_some() { "ok" } else { "failed" };
+        self.cert_renewals
+            .get_or_create(&vec![("outcome", outcome)])
+            .inc();
+        if let Some(at) = expires {
+            self.cert_expiry.set(i64::try_from(at).unwrap_or(i64::MAX));
+        }
+    }
+
+    pub fn plugin_load_failed(&self) {
+        self.plugin_load_failures.inc();
+    }
+
+    /// The loaded plugins (the set replaces the previous one).
+    pub fn plugins_loaded(&self, plugins: &[(String, String, String)]) {
+        self.plugins.clear();
+        for (name, version, digest) in plugins {
+            self.plugins
+                .get_or_create(&vec![
+                    ("name", name.clone()),
+                    ("version", version.clone()),
+                    ("digest", digest.clone()),
+                ])
+                .set(1);
+        }
+    }
+
+    /// CRs by phase, and the longest a CR has been out of Ready.
+    pub fn distributions(&self, by_phase: &[(&'static str, usize)], not_ready_max: Duration) {
+        for (phase, n) in by_phase {
+            self.distributions
+                .get_or_create(&vec![("phase", *phase)])
+                .set(i64::try_from(*n).unwrap_or(i64::MAX));
+        }
+        self.not_ready_seconds
+            .set(i64::try_from(not_ready_max.as_secs()).unwrap_or(i64::MAX));
     }
 
     pub fn render(&self) -> String {
@@ -177,7 +319,25 @@ mod tests {
         m.plugin_call("generate", Duration::from_micros(300));
         m.wrote("Deployment");
         m.kept("drift_records", 3);
+        m.webhook_request("validate", Duration::from_millis(4));
+        m.certificate_checked(Some(1_800_000_000));
+        m.certificate_checked(None);
+        m.plugin_load_failed();
+        m.plugins_loaded(&[("acme".into(), "1.0.0".into(), "ab12".into())]);
+        m.distributions(&[("Ready", 2), ("Failed", 1)], Duration::from_secs(90));
         let text = m.render();
+        for line in [
+            "llsd_webhook_request_duration_seconds_count{endpoint=\"validate\"} 1",
+            "llsd_certificate_checks_total{outcome=\"ok\"} 1",
+            "llsd_certificate_checks_total{outcome=\"failed\"} 1",
+            "llsd_certificate_expiry_timestamp_seconds 1800000000",
+            "llsd_plugin_load_failures_total 1",
+            "llsd_plugin_info{name=\"acme\",version=\"1.0.0\",digest=\"ab12\"} 1",
+            "llsd_distributions{phase=\"Failed\"} 1",
+            "llsd_distribution_not_ready_max_seconds 90",
+        ] {
+            assert!(text.contains(line), "{line} in\n{text}");
+        }
         assert!(
             text.contains("llsd_kept_objects{holder=\"drift_records\"} 3"),
             "{text}"
