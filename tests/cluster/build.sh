@@ -6,6 +6,7 @@
 #   etcd/  -> etcd (go.etcd.io/etcd/server/v3 v3.6.16)
 #   kwok/  -> kwok (sigs.k8s.io/kwok v0.8.0)
 #   helm/  -> helm (helm.sh/helm/v4; the chart tests, issue 20)
+#   promtool/ -> promtool (github.com/prometheus/prometheus; the alert rules' tests, issue 20)
 #   ../node/coredns/ -> coredns (github.com/coredns/coredns, a few plugins only; tests/node)
 # Binaries land in ${LLSD_CACHE_DIR:-$HOME/.cache/llama-stack-operator}/k8s-bin/<component>-<version>/<component>.
 #
@@ -25,6 +26,7 @@ KUBE_VERSION="$(_llsd_modver kube k8s.io/kubernetes)"
 ETCD_VERSION="$(_llsd_modver etcd go.etcd.io/etcd/server/v3)"
 KWOK_VERSION="$(_llsd_modver kwok sigs.k8s.io/kwok)"
 HELM_VERSION="$(_llsd_modver helm helm.sh/helm/v4)"
+PROMTOOL_VERSION="$(_llsd_modver promtool github.com/prometheus/prometheus)"
 COREDNS_VERSION="$(_llsd_modver ../node/coredns github.com/coredns/coredns)"
 
 llsd_component_version() {
@@ -33,6 +35,7 @@ llsd_component_version() {
     etcd) echo "$ETCD_VERSION" ;;
     kwok) echo "$KWOK_VERSION" ;;
     helm) echo "$HELM_VERSION" ;;
+    promtool) echo "$PROMTOOL_VERSION" ;;
     coredns) echo "$COREDNS_VERSION" ;;
     *) echo "unknown component: $1" >&2; return 1 ;;
   esac
@@ -73,6 +76,9 @@ _llsd_build_one() {
       moddir="$LLSD_CLUSTER_SRC/helm"; pkg="helm.sh/helm/v4/cmd/helm"; est="~3"
       # `helm version` says which release it is.
       ldflags+=" -X helm.sh/helm/v4/internal/version.version=$HELM_VERSION" ;;
+    promtool)
+      moddir="$LLSD_CLUSTER_SRC/promtool"; pkg="github.com/prometheus/prometheus/cmd/promtool"; est="~4"
+      ldflags+=" -X github.com/prometheus/common/version.Version=$PROMTOOL_VERSION" ;;
     # Our own main package (the plugins the node needs), not the stock binary.
     coredns) moddir="$LLSD_CLUSTER_SRC/../node/coredns"; pkg="."; est="~2" ;;
   esac

@@ -67,10 +67,12 @@ echo "run-tests: building the operator binary" >&2
 cargo build -p llama-stack-operator || exit 1
 # The OCI tests push to a real registry on loopback (tests/support/src/registry.rs).
 "$HERE/../registry/install.sh" || exit 1
-# The chart tests (tests/support/tests/helm.rs) lint, render and install with a real helm.
-"$HERE/build.sh" helm || exit 1
+# The chart tests (tests/support/tests/helm.rs) lint, render and install with a real helm; the
+# alert rules' tests (monitoring.rs) run promtool.
+"$HERE/build.sh" helm promtool || exit 1
 target_dir="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
 KUBECONFIG="$kubeconfig" LLSD_KUBECTL="$(llsd_bin kubectl)" LLSD_HELM="$(llsd_bin helm)" \
+  LLSD_PROMTOOL="$(llsd_bin promtool)" \
   LLSD_OPERATOR_BIN="$target_dir/debug/llama-stack-operator" \
   cargo test -p llsd-test-support "$@"
 rc=$?

@@ -174,6 +174,24 @@ fn cert_manager_mode_renders_the_objects_of_deploy_cert_manager() -> Result<()> 
     Ok(())
 }
 
+/// `metrics.serviceMonitor`, `metrics.prometheusRule` and `metrics.dashboard` add exactly the
+/// objects of `deploy/monitoring` (issue 20 §4).
+#[test]
+fn monitoring_values_add_the_objects_of_deploy_monitoring() -> Result<()> {
+    let base = render(&[])?;
+    let added: Objects = render(&[
+        "metrics.serviceMonitor.enabled=true",
+        "metrics.prometheusRule.enabled=true",
+        "metrics.dashboard.enabled=true",
+    ])?
+    .into_iter()
+    .filter(|(k, _)| !base.contains_key(k))
+    .collect();
+    let diff = differences(&added, &kustomize("monitoring")?);
+    ensure!(diff.is_empty(), "{}", diff.join("\n"));
+    Ok(())
+}
+
 fn deployment(objects: &Objects) -> Result<&Value> {
     objects
         .get(&format!("apps/v1 Deployment {NS}/llama-stack-operator"))
