@@ -72,7 +72,7 @@ pub async fn run(args: RunArgs) -> Result<(), AppError> {
     let registry = Arc::new(crate::oci::Registry::new(registry_settings(&args)?));
     // Independent of each other, and each mostly waiting on the API server: at once, for a
     // shorter start-up (issue 18).
-    let ((), (host, plugins), (store, served, ca)) = tokio::try_join!(
+    let ((), (host, plugins, refused), (store, served, ca)) = tokio::try_join!(
         ensure_operator_config(&client, &namespace),
         load_plugins(
             args.plugins_config.as_deref(),
@@ -82,7 +82,7 @@ pub async fn run(args: RunArgs) -> Result<(), AppError> {
         ),
         serving_certificate(&args, &client, &namespace, &metrics),
     )?;
-    // The plugins in use and those refused, for /metrics (the refusals are logged).
+    // The plugins in use and how many were refused, for /metrics.
     let loaded: Vec<(String, String, String)> = plugins
         .plugins()
         .map(|p| {
@@ -95,9 +95,7 @@ pub async fn run(args: RunArgs) -> Result<(), AppError> {
         })
         .collect();
     metrics.plugins_loaded(&loaded);
-    for _ in 0..plugins.refused() {
-        metrics.plugin_load_failed();
-    }
+    metrics.plugins_refused(refused);
     // The CA goes into the webhook configurations and the CRD while the probes and webhooks
     // start. Readiness waits for the webhook configurations, the controller for the CRD
     // (below): a CRD update has the API server rebuild the resource's handler (150 ms on a
@@ -346,7 +344,7 @@ async fn load_plugins(
     client: &kube::Client,
     ns: &str,
     registry: &crate::oci::Registry,
-) -> Result<(Arc<Host>, Arc<PluginRegistry>), AppError> {
+) -> Result<(Arc<Host>, Arc<PluginRegistry>, usize), AppError> {
     let mut sources = match config {
         None => Vec::new(),
         Some(p) => {
@@ -369,9 +367,10 @@ async fn load_plugins(
     // Compiling takes most of a second: off the async threads.
     tokio::task::spawn_blocking(move || {
         let host = Host::new(Limits::default()).map_err(|e| AppError::Plugins(e.to_string()))?;
-        let (registry, _failures) =
+        // The refusals are logged by load; /metrics counts them.
+        let (registry, failures) =
             PluginRegistry::load(&host, &sources).map_err(|e| AppError::Plugins(e.to_string()))?;
-        Ok((Arc::new(host), Arc::new(registry)))
+        Ok((Arc::new(host), Arc::new(registry), failures.len()))
     })
     .await
     .map_err(|e| AppError::Plugins(e.to_string()))?

@@ -132,9 +132,9 @@ impl Context {
 
     /// Publishes how many entries each in-memory holder keeps (`llsd_kept_objects`): the
     /// figures that say whether memory under churn follows the cluster or leaks (issue 19 §4).
-    fn publish_kept(&self, crs: &Store<LlamaStackDistribution>, caches: &Caches) {
+    fn publish_kept(&self, crs: &[Arc<LlamaStackDistribution>], caches: &Caches) {
         let m = &self.metrics;
-        m.kept("crs", crs.state().len());
+        m.kept("crs", crs.len());
         m.kept("service_accounts", caches.service_accounts.state().len());
         m.kept("config_maps", caches.config_maps.state().len());
         m.kept("pvcs", caches.pvcs.state().len());
@@ -152,8 +152,7 @@ impl Context {
             self.failures.lock().map_or(0, |f| f.len()),
         );
         m.kept("followed_servers", self.servers.followed());
-        let (by_phase, not_ready) =
-            distributions(&crs.state(), k8s_openapi::jiff::Timestamp::now());
+        let (by_phase, not_ready) = distributions(crs, k8s_openapi::jiff::Timestamp::now());
         m.distributions(&by_phase, not_ready);
     }
 
@@ -206,26 +205,25 @@ impl Context {
         drift_key(obj)
     }
 
-    /// Drops what is remembered of the objects of CRs no longer there. Without it the map
-    /// grew by an entry per owned object of every CR ever deleted (issue 19: found in the
-    /// 10-minute churn of `tests/bench/load.sh`).
-    fn forget_owners(&self, gone: impl Fn(&str) -> bool) {
-        if let Ok(mut map) = self.generations.lock() {
-            forget_owners(&mut map, gone);
-        }
-    }
-
-    /// Drops the drift records of CRs no longer in the store. A pass still running when its CR
-    /// was deleted records after the Delete event dropped the rest (issue 19: 25 such entries
-    /// after 40 minutes of churn), and without a relist nothing else removes them.
-    fn forget_deleted(&self, crs: &Store<LlamaStackDistribution>) {
-        let live: std::collections::HashSet<String> = crs
-            .state()
+    /// Drops what is remembered of CRs no longer in the store: their objects' drift records
+    /// and their registry backoff. One sweep covers a CR deleted at any moment, also while a
+    /// pass of it was still running or the watch was down (issue 19: the drift record grew by
+    /// an entry per owned object of every CR ever deleted, found in the churn of
+    /// `tests/bench/load.sh`).
+    fn forget_deleted(&self, crs: &[Arc<LlamaStackDistribution>]) {
+        let uids: std::collections::HashSet<String> = crs
             .iter()
             .filter_map(|cr| cr.metadata.uid.clone())
             .collect();
         if let Ok(mut map) = self.generations.lock() {
-            forget_unlisted(&mut map, &live);
+            forget_unlisted(&mut map, &uids);
+        }
+        let keys: std::collections::HashSet<String> = crs
+            .iter()
+            .map(|cr| format!("{}/{}", cr.namespace().unwrap_or_default(), cr.name_any()))
+            .collect();
+        if let Ok(mut failures) = self.failures.lock() {
+            failures.retain(|key, _| keys.contains(key));
         }
     }
 
@@ -485,8 +483,6 @@ pub async fn run(
     // Served from that watch cache as it is (resourceVersion=0), not read from etcd: at a
     // restart over 250 CRs the quorum read was most of the start-up. What changed since
     // arrives on the watch, as for any list.
-    let forget = ctx.clone();
-    let mut listed_uids = std::collections::HashSet::<String>::new();
     let crs = watcher(
         api::<LlamaStackDistribution>(&client, &watch_namespace),
         watcher::Config::default().any_semantic(),
@@ -504,25 +500,6 @@ pub async fn run(
         {
             listed_tx.send_replace(true);
             r();
-        }
-        // What is remembered per CR goes with it: at its deletion, and at a relist for the
-        // ones deleted while the watch was down.
-        match e {
-            Ok(watcher::Event::Delete(cr)) => {
-                let uid = cr.metadata.uid.clone().unwrap_or_default();
-                forget.forget_owners(|owner| owner == uid);
-                // Its registry backoff, if it was failing.
-                let key = format!("{}/{}", cr.namespace().unwrap_or_default(), cr.name_any());
-                forget.backoff(&key, false);
-            }
-            Ok(watcher::Event::Init) => listed_uids.clear(),
-            Ok(watcher::Event::InitApply(cr)) => {
-                listed_uids.insert(cr.metadata.uid.clone().unwrap_or_default());
-            }
-            Ok(watcher::Event::InitDone) => {
-                forget.forget_owners(|owner| !listed_uids.contains(owner));
-            }
-            _ => {}
         }
     })
     .reflect(writer)
@@ -602,14 +579,19 @@ pub async fn run(
     if let Ok(mut slot) = ctx.caches.lock() {
         *slot = Some(caches.clone());
     }
+    // Housekeeping every 15 s, once the CRs are listed (an empty store would sweep
+    // everything): what deleted CRs left behind, and the sizes on /metrics. Ends with the
+    // controller (below): a leader that steps down and runs again starts anew.
     let (kept_ctx, kept_crs, kept_caches) = (ctx.clone(), reader.clone(), caches.clone());
-    // Ends with the controller (below): a leader that steps down and runs again starts anew.
+    let mut kept_listed = listed.clone();
     let kept_task = tokio::spawn(async move {
+        let _ = kept_listed.wait_for(|l| *l).await;
         let mut every = tokio::time::interval(Duration::from_secs(15));
         loop {
             every.tick().await;
-            kept_ctx.forget_deleted(&kept_crs);
-            kept_ctx.publish_kept(&kept_crs, &kept_caches);
+            let crs = kept_crs.state();
+            kept_ctx.forget_deleted(&crs);
+            kept_ctx.publish_kept(&crs, &kept_caches);
         }
     });
     let synced = ctx.caches_synced.clone();

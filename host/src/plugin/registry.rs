@@ -47,8 +47,6 @@ pub struct LoadFailure {
 pub struct PluginRegistry {
     builtin: Plugin,
     vendors: Vec<Plugin>,
-    /// How many configured vendor plugins were refused.
-    refused: usize,
 }
 
 impl PluginRegistry {
@@ -73,20 +71,7 @@ impl PluginRegistry {
                 }
             }
         }
-        let refused = failures.len();
-        Ok((
-            PluginRegistry {
-                builtin,
-                vendors,
-                refused,
-            },
-            failures,
-        ))
-    }
-
-    /// How many configured vendor plugins were refused at load.
-    pub fn refused(&self) -> usize {
-        self.refused
+        Ok((PluginRegistry { builtin, vendors }, failures))
     }
 
     pub fn builtin(&self) -> &Plugin {

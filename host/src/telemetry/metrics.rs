@@ -235,8 +235,9 @@ impl Metrics {
         }
     }
 
-    pub fn plugin_load_failed(&self) {
-        self.plugin_load_failures.inc();
+    pub fn plugins_refused(&self, n: usize) {
+        self.plugin_load_failures
+            .inc_by(u64::try_from(n).unwrap_or(u64::MAX));
     }
 
     /// The loaded plugins (the set replaces the previous one).
@@ -322,7 +323,7 @@ mod tests {
         m.webhook_request("validate", Duration::from_millis(4));
         m.certificate_checked(Some(1_800_000_000));
         m.certificate_checked(None);
-        m.plugin_load_failed();
+        m.plugins_refused(1);
         m.plugins_loaded(&[("acme".into(), "1.0.0".into(), "ab12".into())]);
         m.distributions(&[("Ready", 2), ("Failed", 1)], Duration::from_secs(90));
         let text = m.render();
