@@ -20,7 +20,7 @@ use llsd_test_support::k8s_openapi::api::core::v1::{Namespace, Pod, ServiceAccou
 use llsd_test_support::kube::api::{Api, Patch, PatchParams, PostParams};
 use llsd_test_support::{TestNamespace, client, eventually, kubectl, unique_name};
 mod common;
-use common::manifests::{same, yaml_docs};
+use common::manifests::{kustomize, repo, same, yaml_docs};
 use serde_json::{Value, json};
 
 const NS: &str = "llama-stack-operator-system";
@@ -39,9 +39,7 @@ const IMAGE: &str = "ghcr.io/llamastack/llama-stack-operator:0.1.0";
 // kubectl and the builds
 
 fn deploy_path(entry: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../deploy")
-        .join(entry)
+    repo(&format!("deploy/{entry}"))
 }
 
 /// The objects `kubectl kustomize deploy/<entry>` prints.
@@ -51,13 +49,10 @@ struct Build {
 }
 
 fn build(entry: &'static str) -> Result<Build> {
-    let path = deploy_path(entry);
-    let path = path.to_str().context("a UTF-8 repository path")?;
-    let out = kubectl(&["kustomize", path], None)?;
-    let docs =
-        yaml_docs(&out).with_context(|| format!("the output of kubectl kustomize {path}"))?;
-    ensure!(!docs.is_empty(), "kubectl kustomize {path} printed nothing");
-    Ok(Build { entry, docs })
+    Ok(Build {
+        entry,
+        docs: kustomize(entry)?,
+    })
 }
 
 fn kind(v: &Value) -> &str {

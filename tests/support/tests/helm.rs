@@ -12,7 +12,6 @@
 //! FAILS, never skips, without `LLSD_HELM`, `LLSD_KUBECTL` and `KUBECONFIG`.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
@@ -20,18 +19,12 @@ use anyhow::{Context, Result, anyhow, ensure};
 use llsd_test_support::k8s_openapi::api::apps::v1::Deployment;
 use llsd_test_support::{TestNamespace, client, kubectl, wait_for};
 mod common;
-use common::manifests::{same, yaml_docs};
+use common::manifests::{kustomize, repo, same, yaml_docs};
 use serde_json::{Value, json};
 
 const NS: &str = "llama-stack-operator-system";
 /// An annotation the chart adds on purpose: `helm uninstall` keeps the CRD (and so every CR).
 const KEEP: &str = "helm.sh/resource-policy";
-
-fn repo(path: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .join(path)
-}
 
 fn chart() -> String {
     repo("deploy/helm/llama-stack-operator")
@@ -94,10 +87,8 @@ fn render(sets: &[&str]) -> Result<Objects> {
 }
 
 /// `kubectl kustomize deploy/<entry>`, without the Namespace (the chart does not make it).
-fn kustomize(entry: &str) -> Result<Objects> {
-    let path = repo(&format!("deploy/{entry}"));
-    let out = kubectl(&["kustomize", &path.to_string_lossy()], None)?;
-    let mut objects = by_key(yaml_docs(&out)?);
+fn kustomized(entry: &str) -> Result<Objects> {
+    let mut objects = by_key(kustomize(entry)?);
     objects.retain(|_, v| v["kind"] != "Namespace");
     Ok(objects)
 }
@@ -161,7 +152,7 @@ fn default_values_render_the_objects_of_deploy_default() -> Result<()> {
             .all(|v| v["metadata"]["annotations"][KEEP] == "keep"),
         "the CRD is kept at uninstall"
     );
-    let diff = differences(&without_keep(chart), &kustomize("default")?);
+    let diff = differences(&without_keep(chart), &kustomized("default")?);
     ensure!(diff.is_empty(), "{}", diff.join("\n"));
     Ok(())
 }
@@ -169,7 +160,7 @@ fn default_values_render_the_objects_of_deploy_default() -> Result<()> {
 #[test]
 fn cert_manager_mode_renders_the_objects_of_deploy_cert_manager() -> Result<()> {
     let chart = without_keep(render(&["certs.mode=cert-manager"])?);
-    let diff = differences(&chart, &kustomize("cert-manager")?);
+    let diff = differences(&chart, &kustomized("cert-manager")?);
     ensure!(diff.is_empty(), "{}", diff.join("\n"));
     Ok(())
 }
@@ -187,7 +178,7 @@ fn monitoring_values_add_the_objects_of_deploy_monitoring() -> Result<()> {
     .into_iter()
     .filter(|(k, _)| !base.contains_key(k))
     .collect();
-    let diff = differences(&added, &kustomize("monitoring")?);
+    let diff = differences(&added, &kustomized("monitoring")?);
     ensure!(diff.is_empty(), "{}", diff.join("\n"));
     Ok(())
 }

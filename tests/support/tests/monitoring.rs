@@ -13,15 +13,13 @@
 //! `KUBECONFIG` or `LLSD_OPERATOR_BIN`.
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 use std::process::Command;
 
 use anyhow::{Context, Result, anyhow, ensure};
-use llsd_test_support::kubectl;
 use serde_json::Value;
 
 mod common;
-use common::manifests::yaml_docs;
+use common::manifests::{kustomize, repo, yaml_docs};
 
 /// The alerts issue 20 asks for, by what they page on.
 const ALERTS: &[&str] = &[
@@ -33,12 +31,6 @@ const ALERTS: &[&str] = &[
     "LlamaStackOperatorPluginLoadFailed",
     "LlamaStackOperatorWebhookSlow",
 ];
-
-fn repo(path: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .join(path)
-}
 
 fn read_yaml(path: &str) -> Result<Value> {
     let text = std::fs::read_to_string(repo(path)).with_context(|| format!("reading {path}"))?;
@@ -225,11 +217,7 @@ async fn dashboard_and_alerts_name_only_metrics_the_operator_exports() -> Result
 #[test]
 fn the_service_monitor_selects_the_metrics_service() -> Result<()> {
     let sm = read_yaml("deploy/monitoring/servicemonitor.yaml")?;
-    let default = kubectl(
-        &["kustomize", &repo("deploy/default").to_string_lossy()],
-        None,
-    )?;
-    let services: Vec<Value> = yaml_docs(&default)?
+    let services: Vec<Value> = kustomize("default")?
         .into_iter()
         .filter(|d| d["kind"] == "Service")
         .collect();
@@ -262,11 +250,7 @@ fn the_service_monitor_selects_the_metrics_service() -> Result<()> {
     );
     ensure!(sm["spec"]["endpoints"][0]["path"] == "/metrics");
 
-    let built = kubectl(
-        &["kustomize", &repo("deploy/monitoring").to_string_lossy()],
-        None,
-    )?;
-    let docs = yaml_docs(&built)?;
+    let docs = kustomize("monitoring")?;
     let kinds: BTreeSet<&str> = docs.iter().filter_map(|d| d["kind"].as_str()).collect();
     ensure!(
         kinds == BTreeSet::from(["ConfigMap", "PrometheusRule", "ServiceMonitor"]),

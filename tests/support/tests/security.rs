@@ -318,14 +318,11 @@ async fn the_audit_log_keeps_write_bodies_for_the_run_wide_secret_scan() -> Resu
     ns.api::<ConfigMap>()
         .create(&PostParams::default(), &cm)
         .await?;
-    let path = common::operator::audit_log()?;
     let (values, cm_body) = eventually(
         "both writes in the audit log, with their bodies",
         Duration::from_secs(20),
         || async {
-            let text = std::fs::read(&path)?;
-            let text = String::from_utf8_lossy(text.get(offset as usize..).unwrap_or_default())
-                .into_owned();
+            let text = common::operator::audit_since(offset)?;
             let (mut values, mut cm_body) = (Vec::new(), None);
             for line in text.lines().filter(|l| l.contains(ns.name())) {
                 match audit_write(line, None) {

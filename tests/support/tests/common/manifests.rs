@@ -31,3 +31,22 @@ pub fn same(a: &Value, b: &Value) -> bool {
         _ => a == b,
     }
 }
+
+/// A path of the repository (`path` relative to its root).
+pub fn repo(path: &str) -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(path)
+}
+
+/// The objects `kubectl kustomize deploy/<entry>` prints (the test cluster's kubectl, its
+/// embedded kustomize).
+pub fn kustomize(entry: &str) -> Result<Vec<Value>> {
+    let path = repo(&format!("deploy/{entry}"));
+    let path = path.to_str().context("a UTF-8 repository path")?;
+    let out = llsd_test_support::kubectl(&["kustomize", path], None)?;
+    let docs =
+        yaml_docs(&out).with_context(|| format!("the output of kubectl kustomize {path}"))?;
+    anyhow::ensure!(!docs.is_empty(), "kubectl kustomize {path} printed nothing");
+    Ok(docs)
+}

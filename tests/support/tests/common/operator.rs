@@ -345,10 +345,7 @@ pub use llsd_test_support::bench::http_get;
 /// Lines of the API server's audit log written by the operator for namespace `ns` after
 /// byte `offset` (tests/cluster/up turns the log on for every write).
 pub fn operator_writes(offset: u64, ns: &str) -> Result<Vec<serde_json::Value>> {
-    let path = audit_log()?;
-    let text = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-    let text = String::from_utf8_lossy(text.get(offset as usize..).unwrap_or_default()).to_string();
-    Ok(text
+    Ok(audit_since(offset)?
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .filter(|e| {
@@ -380,6 +377,13 @@ pub fn audit_log() -> Result<PathBuf> {
         );
     }
     Ok(path)
+}
+
+/// The API server's audit log from byte `offset` on (see [`audit_offset`]).
+pub fn audit_since(offset: u64) -> Result<String> {
+    let path = audit_log()?;
+    let text = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+    Ok(String::from_utf8_lossy(text.get(offset as usize..).unwrap_or_default()).into_owned())
 }
 
 pub fn audit_offset() -> Result<u64> {
